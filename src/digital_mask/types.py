@@ -180,6 +180,9 @@ class FaceFit:
     upper_lid_mm, lower_lid_mm:   (T, 2) float64 lid margins relative to the iris centre.
     residual_px:    (T,) float64 RMS distance of the rigid fit to the landmarks.
     image_size:     (width, height).
+    eyeball_center_cm: (2, 3) per-video eyeball centres, head coordinates (for accuracy checks;
+                    never passed to the renderer).
+    eyeball_radius_cm: eyeball radius in head units; mm_per_cm: the iris ruler (mm per head unit).
     """
 
     timestamps_s: np.ndarray
@@ -195,9 +198,13 @@ class FaceFit:
     lower_lid_mm: np.ndarray
     residual_px: np.ndarray
     image_size: tuple[int, int]
+    eyeball_center_cm: np.ndarray
+    eyeball_radius_cm: float
+    mm_per_cm: float
 
     def __post_init__(self) -> None:
         n = len(self.timestamps_s)
+        check_shape(self.eyeball_center_cm, (2, 3), name="eyeball_center_cm")
         check_shape(self.pts, (n,), name="pts")
         check_shape(self.tracked, (n,), name="tracked")
         check_shape(self.rotation, (n, 3, 3), name="rotation")

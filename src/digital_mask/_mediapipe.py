@@ -1,0 +1,67 @@
+"""MediaPipe FaceLandmarker wrapper (private to ``tracking``): converts results to numpy pixels."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from .errors import ModelError
+from .models import FACE_LANDMARKER, model_path
+
+log = logging.getLogger(__name__)
+
+
+class MediaPipeLandmarker:
+    """FaceLandmarker in VIDEO mode (temporal tracking) or IMAGE mode (still photos).
+
+    ``detect(rgb, time_ms)`` returns (478, 3) float32 points in pixels (z in the x pixel scale,
+    away from the viewer positive) for the largest face, or an all-NaN array when none is found.
+    """
+
+    def __init__(self, *, video: bool, min_confidence: float = 0.5) -> None:
+        import mediapipe as mp
+        from mediapipe.tasks.python.core.base_options import BaseOptions
+        from mediapipe.tasks.python import vision
+
+        self._mp = mp
+        self._video = video
+        options = vision.FaceLandmarkerOptions(
+            base_options=BaseOptions(model_asset_path=str(model_path(FACE_LANDMARKER))),
+            running_mode=vision.RunningMode.VIDEO if video else vision.RunningMode.IMAGE,
+            num_faces=1,
+            min_face_detection_confidence=min_confidence,
+            min_face_presence_confidence=min_confidence,
+            min_tracking_confidence=min_confidence,
+        )
+        try:
+            self._landmarker = vision.FaceLandmarker.create_from_options(options)
+        except (RuntimeError, ValueError) as exc:
+            raise ModelError(f"cannot load {FACE_LANDMARKER.name}: {exc}") from exc
+        self._last_ms = -1
+        log.info("landmarker: MediaPipe FaceLandmarker (%s mode, CPU)", "video" if video else "image")
+
+    def detect(self, rgb: np.ndarray, time_ms: int = 0) -> np.ndarray:
+        """Landmarks of one frame; NaN (478, 3) when no face is found."""
+        h, w = rgb.shape[:2]
+        image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
+        if self._video:
+            time_ms = max(int(time_ms), self._last_ms + 1)  # must strictly increase
+            self._last_ms = time_ms
+            result = self._landmarker.detect_for_video(image, time_ms)
+        else:
+            result = self._landmarker.detect(image)
+        out = np.full((478, 3), np.nan, dtype=np.float32)
+        if result.face_landmarks:
+            lms = result.face_landmarks[0]
+            out[:] = [(p.x * w, p.y * h, p.z * w) for p in lms]
+        return out
+
+    def close(self) -> None:
+        self._landmarker.close()
+
+    def __enter__(self) -> "MediaPipeLandmarker":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,229 @@
+"""Eye stage: image-based iris and eyelid measurement per eye, MediaPipe as the starting point.
+
+MediaPipe pulls the iris toward the middle of the eye when the eyes do not move together and
+couples the two eyes' lid openings (DESIGN.md). So for each eye, inside a crop normalised to the
+eye corners, we measure from pixels:
+
+* the iris centre: the disc (MediaPipe's iris radius) that holds the most dark and the least
+  bright pixels of the visible eye opening; pixels hidden by the lids count for neither, so a
+  partly covered or cornered iris is still found;
+* the upper and lower lid margins at the iris column: the extent of the non-skin band (sclera,
+  iris, lash line) around the iris, where "skin" is modelled per frame from the lid and cheek
+  skin next to that eye. The shaded lower sclera often looks like skin, so the lower margin is
+  never placed above MediaPipe's. No iris found = eye closed: both margins meet.
+
+Each eye is measured on its own; nothing is smoothed over time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .types import EyeTrack
+
+# 16-point eye contours (patient's side), corners first: outer, then inner.
+EYE_CORNERS = ((33, 133), (263, 362))
+UPPER_LID = ((246, 161, 160, 159, 158, 157, 173), (466, 388, 387, 386, 385, 384, 398))
+LOWER_LID = ((7, 163, 144, 145, 153, 154, 155), (249, 390, 373, 374, 380, 381, 382))
+IRIS = ((468, 469, 470, 471, 472), (473, 474, 475, 476, 477))
+
+# Normalised crop: corners at (CROP_X0, CROP_YC) and (CROP_X1, CROP_YC).
+CROP_W, CROP_H = 96, 80
+CROP_X0, CROP_X1, CROP_YC = 16.0, 80.0, 40.0
+CROP_EYE_W = CROP_X1 - CROP_X0
+
+
+@dataclass(frozen=True, slots=True)
+class EyeSample:
+    """One eye in one frame, image pixels (NaN when not measurable)."""
+
+    iris_center_px: np.ndarray  # (2,)
+    iris_radius_px: float
+    upper_lid_px: np.ndarray  # (2,)
+    lower_lid_px: np.ndarray  # (2,)
+    mp_iris_center_px: np.ndarray
+    mp_upper_lid_px: np.ndarray
+    mp_lower_lid_px: np.ndarray
+    valid: bool
+
+
+def _crop_transform(points_px: np.ndarray, eye: int) -> np.ndarray:
+    """2x3 affine mapping image pixels to the eye's normalised crop (image-left corner first)."""
+    a, b = (points_px[i, :2].astype(np.float64) for i in EYE_CORNERS[eye])
+    if a[0] > b[0]:
+        a, b = b, a
+    d = b - a
+    s = CROP_EYE_W / max(np.hypot(*d), 1e-6)
+    c, sn = d / np.hypot(*d)
+    rot = s * np.array([[c, sn], [-sn, c]])
+    t = np.array([CROP_X0, CROP_YC]) - rot @ a
+    return np.hstack([rot, t[:, None]])
+
+
+def _apply(m: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    return pts @ m[:, :2].T + m[:, 2]
+
+
+def _lid_at(xs: np.ndarray, ys: np.ndarray, x: float) -> float:
+    """Lid height at column x from a lid polyline (crop coordinates), corners included."""
+    order = np.argsort(xs)
+    return float(np.interp(x, xs[order], ys[order]))
+
+
+def _disc(r: float) -> np.ndarray:
+    n = int(np.ceil(r))
+    yy, xx = np.mgrid[-n : n + 1, -n : n + 1]
+    return (xx**2 + yy**2 <= r**2).astype(np.float32)
+
+
+def _skin_model(crop: np.ndarray, mask: np.ndarray, upper: float, lower: float) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and inverse covariance of skin colour from bands above and below the eye opening."""
+    h = crop.shape[0]
+    rows = np.r_[max(0, int(upper) - 14) : max(1, int(upper) - 7), min(h - 1, int(lower) + 6) : min(h, int(lower) + 14)]
+    band = crop[rows, int(CROP_X0) + 8 : int(CROP_X1) - 8].reshape(-1, 3).astype(np.float64)
+    mean = band.mean(0)
+    cov = np.cov(band.T) + np.eye(3) * 16.0
+    return mean, np.linalg.inv(cov)
+
+
+def measure_eye(rgb: np.ndarray, points_px: np.ndarray, eye: int) -> EyeSample:
+    """Measure one eye of one frame.
+
+    Args:
+        rgb: (H, W, 3) uint8 frame.
+        points_px: (478, 3) MediaPipe landmarks in pixels (NaN if no face).
+        eye: 0 = patient's right eye, 1 = left eye.
+
+    Returns:
+        EyeSample with refined and MediaPipe-only positions, image pixels.
+    """
+    nan2 = np.full(2, np.nan)
+    if not np.isfinite(points_px[:, :2]).all():
+        return EyeSample(nan2, np.nan, nan2, nan2, nan2, nan2, nan2, False)
+    m = _crop_transform(points_px, eye)
+    minv = cv2.invertAffineTransform(m)
+    crop = cv2.warpAffine(rgb, m, (CROP_W, CROP_H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    gray = crop.astype(np.float32).mean(axis=2)
+
+    iris = points_px[list(IRIS[eye]), :2].astype(np.float64)
+    mp_center = iris[0]
+    up = _apply(m, points_px[list(UPPER_LID[eye] + EYE_CORNERS[eye]), :2].astype(np.float64))
+    lo = _apply(m, points_px[list(LOWER_LID[eye] + EYE_CORNERS[eye]), :2].astype(np.float64))
+    c_mp = _apply(m, mp_center[None])[0]
+    r_img = float(np.mean(np.linalg.norm(iris[1:] - mp_center, axis=1)))
+    scale = float(np.hypot(*m[0, :2]))
+    r = float(np.clip(r_img * scale, 6.0, 18.0))
+
+    mp_up_img = _apply(minv, np.array([[c_mp[0], _lid_at(up[:, 0], up[:, 1], c_mp[0])]]))[0]
+    mp_lo_img = _apply(minv, np.array([[c_mp[0], _lid_at(lo[:, 0], lo[:, 1], c_mp[0])]]))[0]
+
+    # Visible opening: MediaPipe's contour polygon, grown a little (its lids are coupled).
+    poly = np.vstack([up[np.argsort(up[:, 0])], lo[np.argsort(-lo[:, 0])]])
+    mask = np.zeros((CROP_H, CROP_W), np.uint8)
+    cv2.fillPoly(mask, [np.round(poly).astype(np.int32)], 1)
+    mask = cv2.dilate(mask, np.ones((3, 3), np.uint8)).astype(np.float32)
+
+    # Skin model and non-skin probability.
+    upper_mp = _lid_at(up[:, 0], up[:, 1], c_mp[0])
+    lower_mp = _lid_at(lo[:, 0], lo[:, 1], c_mp[0])
+    mean, icov = _skin_model(crop, mask, upper_mp, lower_mp)
+    diff = crop.reshape(-1, 3).astype(np.float64) - mean
+    d2 = np.einsum("ij,jk,ik->i", diff, icov, diff).reshape(CROP_H, CROP_W)
+    skin_gray = float(mean.mean())
+    nonskin = ((d2 > 9.0) | (gray < skin_gray - 35.0)).astype(np.float32)
+
+    # Iris: dark disc. Darkness threshold from the opening's own intensities (Otsu).
+    inside = gray[mask > 0]
+    valid = inside.size >= 20 and float(inside.max() - inside.min()) > 25.0
+    center = c_mp.copy()
+    if valid:
+        thr, _ = cv2.threshold(inside.astype(np.uint8)[:, None], 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+        dark = np.clip((thr + 10.0 - gray) / 20.0, 0.0, 1.0) * mask
+        bright = np.clip((gray - thr + 10.0) / 20.0, 0.0, 1.0) * mask * nonskin
+        k = _disc(r)
+        score = cv2.filter2D(dark, -1, k, borderType=cv2.BORDER_CONSTANT) - 1.5 * cv2.filter2D(
+            bright, -1, k, borderType=cv2.BORDER_CONSTANT
+        )
+        # search within the eye, near MediaPipe vertically
+        yy, xx = np.mgrid[0:CROP_H, 0:CROP_W]
+        allowed = (xx > CROP_X0 - r * 0.5) & (xx < CROP_X1 + r * 0.5) & (np.abs(yy - c_mp[1]) < r * 0.8)
+        score = np.where(allowed, score, -np.inf)
+        iy, ix = np.unravel_index(int(np.argmax(score)), score.shape)
+        # an iris is a dark blob with non-dark flanks; a closed eye's lash line is dark across
+        n = int(np.ceil(r))
+        band = dark[max(0, iy - n // 2) : iy + n // 2 + 1]
+        flank_l = band[:, max(0, ix - 2 * n) : max(0, ix - n - 1)]
+        flank_r = band[:, ix + n + 2 : ix + 2 * n + 1]
+        flanks = [f.mean() for f in (flank_l, flank_r) if f.size]
+        line_like = bool(flanks) and min(flanks) > 0.5
+        if score[iy, ix] > 0.25 * k.sum() and not line_like:
+            # sub-pixel: parabola through neighbours
+            def sub(a: float, b: float, c: float) -> float:
+                den = a - 2 * b + c
+                return 0.0 if not np.isfinite(den) or abs(den) < 1e-9 else float(np.clip(0.5 * (a - c) / den, -0.5, 0.5))
+
+            dx = sub(score[iy, ix - 1], score[iy, ix], score[iy, ix + 1]) if 0 < ix < CROP_W - 1 else 0.0
+            dy = sub(score[iy - 1, ix], score[iy, ix], score[iy + 1, ix]) if 0 < iy < CROP_H - 1 else 0.0
+            center = np.array([ix + dx, iy + dy])
+        else:
+            valid = False
+
+    # Lids at the iris column: extent of the non-skin band around the opening's middle.
+    x = int(np.clip(round(center[0]), 2, CROP_W - 3))
+    prof = nonskin[:, x - 2 : x + 3].mean(axis=1)
+    prof = np.convolve(prof, np.ones(3) / 3, mode="same")
+    lo_y = int(max(0, upper_mp - 0.2 * CROP_EYE_W))
+    hi_y = int(min(CROP_H - 1, lower_mp + 0.15 * CROP_EYE_W))
+    rows = np.flatnonzero(prof[lo_y : hi_y + 1] >= 0.5) + lo_y
+    if valid and rows.size:
+        # outer extent of the opening (the iris's lighter lower half must not end it early);
+        # the lower sclera is often shaded skin-like, so the lower lid never rises above MediaPipe's
+        upper_y, lower_y = rows[0] - 0.5, max(rows[-1] + 0.5, lower_mp)
+    else:  # no iris: closed, lids meet at MediaPipe's middle
+        upper_y = lower_y = 0.5 * (upper_mp + lower_mp)
+    lids = _apply(minv, np.array([[center[0], upper_y], [center[0], lower_y]]))
+    center_img = _apply(minv, center[None])[0]
+    return EyeSample(
+        iris_center_px=center_img,
+        iris_radius_px=r / scale,
+        upper_lid_px=lids[0],
+        lower_lid_px=lids[1],
+        mp_iris_center_px=mp_center,
+        mp_upper_lid_px=mp_up_img,
+        mp_lower_lid_px=mp_lo_img,
+        valid=bool(valid),
+    )
+
+
+class EyeTrackBuilder:
+    """Accumulates per-frame eye measurements into an ``EyeTrack`` (streaming, no frames kept)."""
+
+    def __init__(self) -> None:
+        self._rows: list[tuple[EyeSample, EyeSample]] = []
+
+    def add(self, rgb: np.ndarray, points_px: np.ndarray) -> None:
+        self._rows.append((measure_eye(rgb, points_px, 0), measure_eye(rgb, points_px, 1)))
+
+    def build(self) -> EyeTrack:
+        def stack(attr: str, dtype: type = np.float32) -> np.ndarray:
+            return np.array([[getattr(s, attr) for s in row] for row in self._rows], dtype=dtype).reshape(
+                (len(self._rows), 2) + np.shape(getattr(self._rows[0][0], attr)) if self._rows else (0, 2, 2)
+            )
+
+        n = len(self._rows)
+        if n == 0:
+            z2, z1 = np.zeros((0, 2, 2), np.float32), np.zeros((0, 2), np.float32)
+            return EyeTrack(z2, z1, z2, z2, z2, z2, z2, np.zeros((0, 2), bool))
+        return EyeTrack(
+            iris_center_px=stack("iris_center_px"),
+            iris_radius_px=stack("iris_radius_px"),
+            upper_lid_px=stack("upper_lid_px"),
+            lower_lid_px=stack("lower_lid_px"),
+            mp_iris_center_px=stack("mp_iris_center_px"),
+            mp_upper_lid_px=stack("mp_upper_lid_px"),
+            mp_lower_lid_px=stack("mp_lower_lid_px"),
+            valid=stack("valid", bool),
+        )

@@ -1,0 +1,259 @@
+"""Reconstruction stage: head pose, face motion, eyelids and eyeballs in 3D, per frame.
+
+* Head: a similarity transform (scale, rotation, translation) fitting MediaPipe's canonical face
+  to the landmarks (weighted Procrustes on MediaPipe's own rigid-point basis), lightly smoothed
+  (jitter only: sigma 1 frame).
+* Face motion: landmarks brought into head coordinates minus the patient's neutral shape (the
+  per-video median). Only the motion is kept; the neutral shape is discarded here.
+* Eyeballs: per eye a sphere whose radius follows the iris ruler (11.7 mm visible iris, 12 mm
+  eyeball radius), centred behind the midpoint of the eye corners (fixed per video, anatomical:
+  never from gaze statistics, which would erase a constant squint). Per frame, the refined iris
+  centre's view ray meets the sphere; the hit gives yaw and pitch. No temporal filter.
+* Eyelids: upper and lower margin heights relative to the iris centre in the face plane, in mm.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+from scipy.ndimage import gaussian_filter1d
+from scipy.spatial.transform import Rotation
+
+from .errors import NoFaceError
+from .models import CANONICAL_FACE_MESH, model_path
+from .types import IRIS_DIAMETER_MM, EyeTrack, FaceFit, LandmarkTrack
+
+EYEBALL_RADIUS_MM = 12.0
+EYE_CORNERS = ((33, 133), (263, 362))
+# Eyeball centre depth behind the corner midpoint, in eyeball radii (cornea apex ~0.45 R ahead).
+EYEBALL_DEPTH_RADII = 0.55
+MAX_RESIDUAL_CM = 1.0  # rigid-fit RMS above this (head cm; faces differ from the canonical by ~0.4) is untrustworthy
+
+
+@dataclass(frozen=True, slots=True)
+class CanonicalFace:
+    """MediaPipe's canonical face: vertices (468, 3) cm, triangles, rigid-point basis."""
+
+    vertices_cm: np.ndarray
+    triangles: np.ndarray
+    uv: np.ndarray
+    procrustes_idx: np.ndarray
+    procrustes_w: np.ndarray
+    lips: np.ndarray
+    brows: np.ndarray
+
+
+@cache
+def canonical_face() -> CanonicalFace:
+    """Load the bundled canonical face mesh (sha256-checked)."""
+    with np.load(model_path(CANONICAL_FACE_MESH)) as d:
+        return CanonicalFace(
+            vertices_cm=d["V"].astype(np.float64),
+            triangles=d["F"].astype(np.int32),
+            uv=d["UV"].astype(np.float32),
+            procrustes_idx=d["P_idx"].astype(np.int64),
+            procrustes_w=d["P_w"].astype(np.float64),
+            lips=d["lips"].astype(np.int64),
+            brows=d["brows"].astype(np.int64),
+        )
+
+
+def eyeball_centers_cm(shape_cm: np.ndarray, radius_cm: float) -> np.ndarray:
+    """Eyeball centres (2, 3) in head coordinates for a face shape (468, 3): behind the corners' midpoint."""
+    centers = np.array([(shape_cm[a] + shape_cm[b]) / 2 for a, b in EYE_CORNERS])
+    centers[:, 2] -= EYEBALL_DEPTH_RADII * radius_cm
+    return centers
+
+
+def fit_similarity(src: np.ndarray, dst: np.ndarray, w: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """Weighted Umeyama: scale s, rotation R (proper), translation t minimising |s R src + t - dst|.
+
+    Args:
+        src, dst: (K, 3) corresponding points; w: (K,) non-negative weights.
+    """
+    w = w / w.sum()
+    mu_s, mu_d = w @ src, w @ dst
+    a, b = src - mu_s, dst - mu_d
+    cov = (b * w[:, None]).T @ a
+    u, sig, vt = np.linalg.svd(cov)
+    d = np.sign(np.linalg.det(u @ vt))
+    e = np.diag([1.0, 1.0, d])
+    rot = u @ e @ vt
+    var = float(w @ (a**2).sum(1))
+    s = float((sig * np.diag(e)).sum() / var)
+    t = mu_d - s * rot @ mu_s
+    return s, rot, t
+
+
+def _smooth_runs(x: np.ndarray, ok: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian smoothing along axis 0 within each run of ok frames (runs never blend)."""
+    out = x.copy()
+    idx = np.flatnonzero(ok)
+    if idx.size == 0:
+        return out
+    breaks = np.flatnonzero(np.diff(idx) > 1)
+    for run in np.split(idx, breaks + 1):
+        if run.size > 2:
+            out[run] = gaussian_filter1d(x[run], sigma, axis=0, mode="nearest")
+    return out
+
+
+def _head_to_image_2x2(scale: float, rot: np.ndarray) -> np.ndarray:
+    return scale * rot[:2, :2]
+
+
+def fit_face(track: LandmarkTrack, eyes: EyeTrack, *, pose_sigma_frames: float = 1.0) -> FaceFit:
+    """Reconstruct head pose, face motion, eyelids and eyeballs for a whole video.
+
+    Args:
+        track: landmarks per frame.
+        eyes: refined eye measurements per frame (same T).
+        pose_sigma_frames: Gaussian sigma of the head-pose jitter filter (eyes are never filtered).
+
+    Raises:
+        NoFaceError: no frame has a usable fit.
+    """
+    face = canonical_face()
+    n = len(track.timestamps_s)
+    flip = np.diag([1.0, -1.0, -1.0])  # head axes (y up, z to viewer) -> image axes (y down, z away)
+    rotations = np.tile(np.eye(3), (n, 1, 1)) @ flip
+    scales = np.ones(n)
+    trans = np.zeros((n, 3))
+    residual = np.full(n, np.nan)
+    aligned = np.full((n, 468, 3), np.nan)
+    pidx, pw = face.procrustes_idx, face.procrustes_w
+    for i in np.flatnonzero(track.found):
+        pts = track.points_px[i, :468].astype(np.float64)
+        s, rot, t = fit_similarity(face.vertices_cm[pidx], pts[pidx], pw)
+        rotations[i], scales[i], trans[i] = rot, s, t
+        aligned[i] = ((pts - t) @ rot) / s  # R^T (p - t) / s
+        residual[i] = float(np.sqrt(np.mean(np.sum((s * face.vertices_cm[pidx] @ rot.T + t - pts[pidx]) ** 2, 1))))
+    tracked = track.found & (residual < MAX_RESIDUAL_CM * scales)
+    if not tracked.any():
+        raise NoFaceError("no usable face in any frame")
+
+    # Face motion: aligned landmarks minus the per-video neutral shape (median).
+    neutral = np.nanmedian(aligned[tracked], axis=0)
+    expression = np.where(tracked[:, None, None], aligned - neutral, 0.0).astype(np.float32)
+
+    # Eyes. Ruler: the refined iris radius in head units (per-video median, per eye pooled).
+    iris_r_head = eyes.iris_radius_px / scales[:, None]
+    ok_eye = eyes.valid & tracked[:, None]
+    r_iris = float(np.nanmedian(iris_r_head[ok_eye])) if ok_eye.any() else float(np.nanmedian(iris_r_head[tracked]))
+    mm_per_unit = IRIS_DIAMETER_MM / (2.0 * r_iris)
+    radius = EYEBALL_RADIUS_MM / mm_per_unit
+    centers = eyeball_centers_cm(neutral, radius)
+
+    yaw = np.full((n, 2), np.nan)
+    pitch = np.full((n, 2), np.nan)
+    upper = np.full((n, 2), np.nan)
+    lower = np.full((n, 2), np.nan)
+    for i in np.flatnonzero(tracked):
+        rot, s, t = rotations[i], scales[i], trans[i]
+        view = rot.T @ np.array([0.0, 0.0, 1.0])  # image +z (away) in head coordinates
+        a2 = _head_to_image_2x2(s, rot)
+        for e in range(2):
+            c = centers[e]
+            # eyeball rotation from the refined iris centre (only where the iris was seen)
+            if eyes.valid[i, e]:
+                u = np.array([*eyes.iris_center_px[i, e], 0.0])
+                p0 = rot.T @ (u - t) / s
+                oc = p0 - c
+                bq = float(oc @ view)
+                disc = bq * bq - (float(oc @ oc) - radius * radius)
+                if disc < 0:  # outside the silhouette: nearest point on the rim
+                    hit_dir = oc - bq * view
+                    g = hit_dir / np.linalg.norm(hit_dir)
+                else:
+                    g = (oc + (-bq - np.sqrt(disc)) * view) / radius
+                yaw[i, e] = np.degrees(np.arctan2(g[0], g[2]))
+                pitch[i, e] = np.degrees(np.arcsin(np.clip(g[1], -1.0, 1.0)))
+            # lid margins relative to the iris centre, in the face plane, in mm
+            iris_img = eyes.iris_center_px[i, e].astype(np.float64)
+            for lid, out, sign in ((eyes.upper_lid_px, upper, 1.0), (eyes.lower_lid_px, lower, -1.0)):
+                d_head = np.linalg.solve(a2, lid[i, e].astype(np.float64) - iris_img)
+                out[i, e] = sign * d_head[1] * mm_per_unit
+    # Closed eyes hide the iris: hold the last seen gaze (the lids cover it anyway).
+    for arr in (yaw, pitch):
+        for e in range(2):
+            col = arr[:, e]
+            seen = np.flatnonzero(np.isfinite(col))
+            if seen.size:
+                arr[:, e] = np.interp(np.arange(n), seen, col[seen], left=col[seen[0]], right=col[seen[-1]])
+            else:
+                arr[:, e] = 0.0
+    for arr in (upper, lower):
+        arr[~tracked] = 4.0
+        arr[:] = np.nan_to_num(arr, nan=4.0)
+
+    # Smooth head-pose jitter only.
+    rotvec = Rotation.from_matrix(rotations @ flip).as_rotvec()  # relative to the frontal pose
+    rotvec = _smooth_runs(rotvec, tracked, pose_sigma_frames)
+    rotations_s = Rotation.from_rotvec(rotvec).as_matrix() @ flip
+    scales_s = _smooth_runs(scales, tracked, pose_sigma_frames)
+    trans_s = _smooth_runs(trans, tracked, pose_sigma_frames)
+
+    return FaceFit(
+        timestamps_s=track.timestamps_s,
+        pts=track.pts,
+        tracked=tracked,
+        rotation=rotations_s,
+        scale_px_per_cm=scales_s,
+        translation_px=trans_s,
+        expression_cm=expression,
+        gaze_yaw_deg=yaw,
+        gaze_pitch_deg=pitch,
+        upper_lid_mm=upper,
+        lower_lid_mm=lower,
+        residual_px=residual,
+        image_size=track.image_size,
+        eyeball_center_cm=centers,
+        eyeball_radius_cm=radius,
+        mm_per_cm=mm_per_unit,
+    )
+
+
+def project_eye_model(fit: FaceFit, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Image positions (2, 2) px of the 3D model's iris centres, upper and lower lid margins.
+
+    Uses the per-video eyeball centres, the smoothed head pose and the per-frame angles and lid
+    heights: what the model says, to compare with what the eye stage detected.
+    """
+    rot, s, t = fit.rotation[i], fit.scale_px_per_cm[i], fit.translation_px[i]
+    yaw, pitch = np.radians(fit.gaze_yaw_deg[i]), np.radians(fit.gaze_pitch_deg[i])
+    g = np.stack([np.sin(yaw) * np.cos(pitch), np.sin(pitch), np.cos(yaw) * np.cos(pitch)], axis=1)
+    iris = fit.eyeball_center_cm + fit.eyeball_radius_cm * g
+    up = iris.copy()
+    up[:, 1] += fit.upper_lid_mm[i] / fit.mm_per_cm
+    lo = iris.copy()
+    lo[:, 1] -= fit.lower_lid_mm[i] / fit.mm_per_cm
+
+    def proj(p: np.ndarray) -> np.ndarray:
+        return (s * p @ rot.T + t)[:, :2]
+
+    return proj(iris), proj(up), proj(lo)
+
+
+def reconstruction_error_pct(fit: FaceFit, eyes: EyeTrack, track: LandmarkTrack) -> dict[str, float]:
+    """The paper's accuracy metric: mean 2D distance between detected and projected-model points,
+    as % of the distance between the two eye centres (corner midpoints), for eyeballs (iris
+    centres, where the iris was seen) and eyelids (upper and lower margins), over tracked frames.
+    """
+    eyeball: list[float] = []
+    eyelid: list[float] = []
+    for i in np.flatnonzero(fit.tracked):
+        p = track.points_px[i, :, :2].astype(np.float64)
+        mids = [(p[a] + p[b]) / 2 for a, b in EYE_CORNERS]
+        iod = float(np.linalg.norm(mids[0] - mids[1]))
+        iris, up, lo = project_eye_model(fit, i)
+        for e in range(2):
+            if eyes.valid[i, e]:
+                eyeball.append(np.linalg.norm(iris[e] - eyes.iris_center_px[i, e]) / iod)
+            eyelid.append(np.linalg.norm(up[e] - eyes.upper_lid_px[i, e]) / iod)
+            eyelid.append(np.linalg.norm(lo[e] - eyes.lower_lid_px[i, e]) / iod)
+    return {
+        "eyeball_pct": 100.0 * float(np.mean(eyeball)) if eyeball else float("nan"),
+        "eyelid_pct": 100.0 * float(np.mean(eyelid)) if eyelid else float("nan"),
+    }

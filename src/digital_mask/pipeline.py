@@ -1,0 +1,204 @@
+"""The one place the stages are chained: read -> track + eyes -> fit -> render -> write.
+
+Two passes, both streaming (no frame is kept):
+
+1. decode each frame, track its landmarks and measure its eyes (the only code that sees pixels);
+2. reconstruct the whole video (per-video neutral shape and eyeball centres), then render each
+   frame from the reconstruction alone and encode it with the input's timestamps.
+
+The renderer never receives an original frame, so nothing of the original image can reach the
+output; a frame without a trustworthy fit becomes a "tracking lost" frame.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .errors import NoFaceError
+from .eyes import EYE_CORNERS, EyeTrackBuilder
+from .fitting import fit_face, reconstruction_error_pct
+from .io import VideoWriter, check_output_path, iter_frames, probe_video, write_png
+from .models import ALL_MODELS, model_path
+from .rendering import AvatarRenderer
+from .tracking import FaceTracker
+from .types import EyeTrack, FaceFit, LandmarkTrack
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[str, int, int], None]  # (stage, done, total) -- total 0 when unknown
+
+
+@dataclass(frozen=True, slots=True)
+class RunConfig:
+    """Options of one masking run (each maps to one CLI option)."""
+
+    overwrite: bool = False
+    side_by_side: Path | None = None  # operator preview: original | mask (contains the patient!)
+    crf: int = 18
+    preset: str = "veryfast"
+    pose_sigma_frames: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    """What ``--report`` writes. Names files only; no frames, landmarks or patient metadata."""
+
+    input_name: str
+    output_name: str
+    frames: int
+    frames_tracked: int
+    frames_tracking_lost: int
+    wall_s: float
+    fps: float
+    accuracy_pct: dict[str, float]
+    eye_refinement: dict[str, float]
+    models_sha256: dict[str, str]
+    versions: dict[str, str] = field(default_factory=dict)
+
+    def to_json_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class MaskResult:
+    """The output path, the summary, and the stage values (for measurement and tests)."""
+
+    output: Path
+    summary: RunSummary
+    track: LandmarkTrack
+    eyes: EyeTrack
+    fit: FaceFit
+
+
+def _versions() -> dict[str, str]:
+    out = {"digital-mask": __version__, "python": platform.python_version()}
+    for pkg in ("mediapipe", "av", "moderngl", "numpy", "scipy"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:  # pragma: no cover
+            out[pkg] = "missing"
+    return out
+
+
+def _refinement_change(track: LandmarkTrack, eyes: EyeTrack) -> dict[str, float]:
+    """How much the image-based eye measurement moved MediaPipe's values (% of eye width)."""
+    p = track.points_px[:, :, :2].astype(np.float64)
+    width = np.stack([np.linalg.norm(p[:, a] - p[:, b], axis=1) for a, b in EYE_CORNERS], axis=1)
+    ok = eyes.valid & track.found[:, None]
+    if not ok.any():
+        return {}
+    d_iris = np.linalg.norm(eyes.iris_center_px - eyes.mp_iris_center_px, axis=2) / width
+    ap = (eyes.lower_lid_px[..., 1] - eyes.upper_lid_px[..., 1]) / width
+    ap_mp = (eyes.mp_lower_lid_px[..., 1] - eyes.mp_upper_lid_px[..., 1]) / width
+    found = track.found[:, None] & np.ones((1, 2), bool)
+    return {
+        "iris_shift_mean_pct_eye_width": 100.0 * float(np.mean(d_iris[ok])),
+        "iris_shift_p95_pct_eye_width": 100.0 * float(np.percentile(d_iris[ok], 95)),
+        "aperture_change_mean_pct_eye_width": 100.0 * float(np.mean(np.abs(ap - ap_mp)[found])),
+        "eyes_measured_pct": 100.0 * float(ok.mean()),
+    }
+
+
+def measure(path: Path, progress: ProgressFn | None = None) -> tuple[LandmarkTrack, EyeTrack]:
+    """Pass 1: decode, track landmarks and measure both eyes in every frame (streaming).
+
+    Raises:
+        InputError: unreadable input (from ``probe_video``).
+    """
+    info = probe_video(path)
+    eyes = EyeTrackBuilder()
+    with FaceTracker((info.width, info.height), still=info.is_image) as tracker:
+        for frame in iter_frames(path):
+            points = tracker.track(frame)
+            eyes.add(frame.rgb, points)
+            if progress:
+                progress("track", frame.index + 1, info.frame_count)
+        return tracker.build(), eyes.build()
+
+
+def mask_video(
+    input_path: Path | str,
+    output_path: Path | str,
+    config: RunConfig = RunConfig(),
+    progress: ProgressFn | None = None,
+) -> MaskResult:
+    """Mask a video (H.264 MP4 out) or a photo (PNG out).
+
+    Args:
+        input_path: the patient video or photo; never modified.
+        output_path: where the masked file goes; must not exist unless ``config.overwrite``.
+        config: run options.
+        progress: optional callback ``(stage, done, total)``.
+
+    Raises:
+        InputError: unreadable input, no video stream, too small.
+        NoFaceError: no usable face anywhere (no output is written).
+        OutputError: output exists (without overwrite) or is the input.
+        ModelError: bundled model corrupt, or no OpenGL context.
+    """
+    t0 = time.perf_counter()
+    src, dst = Path(input_path), Path(output_path)
+    info = probe_video(src)
+    check_output_path(src, dst, overwrite=config.overwrite)
+    if config.side_by_side is not None:
+        check_output_path(src, config.side_by_side, overwrite=config.overwrite)
+    track, eyes = measure(src, progress)
+    if not track.found.any():
+        raise NoFaceError(f"{src.name}: no face found in any of its {len(track.found)} frames; nothing written")
+    try:
+        fit = fit_face(track, eyes, pose_sigma_frames=config.pose_sigma_frames)
+    except NoFaceError as exc:
+        raise NoFaceError(f"{src.name}: {exc}; nothing written") from exc
+    width, height = track.image_size
+    n = len(fit)
+    with AvatarRenderer(width, height) as renderer:
+        if info.is_image:
+            write_png(dst, renderer.render(fit.frame(0)))
+        else:
+            with VideoWriter(dst, width, height, info.time_base, info.average_rate, crf=config.crf,
+                             preset=config.preset) as writer:
+                for i in range(n):
+                    writer.write(renderer.render(fit.frame(i)), int(fit.pts[i]))
+                    if progress:
+                        progress("render", i + 1, n)
+            if config.side_by_side is not None:
+                _write_side_by_side(src, config.side_by_side, renderer, fit, info, config)
+    wall = time.perf_counter() - t0
+    tracked = int(fit.tracked.sum())
+    summary = RunSummary(
+        input_name=src.name,
+        output_name=dst.name,
+        frames=n,
+        frames_tracked=tracked,
+        frames_tracking_lost=n - tracked,
+        wall_s=round(wall, 3),
+        fps=round(n / wall, 2),
+        accuracy_pct={k: round(v, 3) for k, v in reconstruction_error_pct(fit, eyes, track).items()},
+        eye_refinement={k: round(v, 2) for k, v in _refinement_change(track, eyes).items()},
+        models_sha256={m.name: m.sha256 for m in ALL_MODELS if model_path(m)},
+        versions=_versions(),
+    )
+    log.info("%s: %d frames, %d tracked, %.1f frames/s", src.name, n, tracked, summary.fps)
+    return MaskResult(output=dst, summary=summary, track=track, eyes=eyes, fit=fit)
+
+
+def _write_side_by_side(src: Path, dst: Path, renderer: AvatarRenderer, fit: FaceFit, info, config: RunConfig) -> None:
+    """Operator preview: original | mask, side by side. Never the default output."""
+    width, height = fit.image_size
+    with VideoWriter(dst, 2 * width, height, info.time_base, info.average_rate, crf=23,
+                     preset=config.preset) as writer:
+        for frame in iter_frames(src):
+            i = frame.index
+            if i >= len(fit):
+                break
+            both = np.concatenate([frame.rgb, renderer.render(fit.frame(i))], axis=1)
+            writer.write(both, int(fit.pts[i]))
