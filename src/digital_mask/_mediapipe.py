@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import numpy as np
+
+os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ logging: errors only
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from .errors import ModelError
 from .models import FACE_LANDMARKER, model_path

@@ -21,7 +21,7 @@ from __future__ import annotations
 import importlib.util
 import struct
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -420,7 +420,7 @@ def _onnx_attr_int(name: str, value: int) -> bytes:
     return _f_bytes(1, name) + _f_int(3, value) + _f_int(20, 2)
 
 
-def _onnx_node(op: str, inputs: list[str], output: str, attrs: list[bytes] = ()) -> bytes:  # type: ignore[assignment]
+def _onnx_node(op: str, inputs: list[str], output: str, attrs: Sequence[bytes] = ()) -> bytes:
     return (
         b"".join(_f_bytes(1, i) for i in inputs)
         + _f_bytes(2, output)

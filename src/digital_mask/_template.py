@@ -12,7 +12,7 @@ vertices, so each eye's fine lid margin depends on that eye's 16 contour vertice
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 
 import numpy as np
@@ -45,6 +45,8 @@ LIPS_RGB = (0.72, 0.40, 0.40)
 BROWS_RGB = (0.42, 0.31, 0.26)
 UPPER_LASH_RGB = (0.22, 0.15, 0.13)
 LOWER_LASH_RGB = (0.50, 0.36, 0.32)
+POCKET_RGB = (0.30, 0.13, 0.12)
+POCKET_BACK_Z_CM = 1.0  # the pocket's flat back, behind the eyeballs' centres (z = 2.6)
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,9 @@ class EyeGeometry:
     fine_upper_closed_y, fine_upper_open_y, fine_lower_closed_y, fine_lower_open_y: their y at
                     lid parameter 0 and 1 (the fine margin is linear in the parameter).
     fine_region:    fine vertices influenced by the driven vertices (pushed in front of the eyeball).
+    pocket_loop:    fine vertices of the whole opening, in loop order (upper margin, then lower).
+    pocket_front, pocket_back, pocket_center: the eye pocket's vertices (copies of the loop, the
+                    loop moved back to ``POCKET_BACK_Z_CM``, the centre of the back cap).
     """
 
     contour: np.ndarray
@@ -84,6 +89,10 @@ class EyeGeometry:
     fine_lower_closed_y: np.ndarray
     fine_lower_open_y: np.ndarray
     fine_region: np.ndarray
+    pocket_loop: np.ndarray
+    pocket_front: np.ndarray
+    pocket_back: np.ndarray
+    pocket_center: int
 
 
 @dataclass(frozen=True)
@@ -359,7 +368,47 @@ def build_template(levels: int = 2) -> Template:
             fine_lower_closed_y=f_closed[fine_lower, 1],
             fine_lower_open_y=f_open[fine_lower, 1],
             fine_region=region,
+            pocket_loop=np.zeros(0, np.int64),
+            pocket_front=np.zeros(0, np.int64),
+            pocket_back=np.zeros(0, np.int64),
+            pocket_center=-1,
         ))
+
+    # Drop edge vertices no face uses (the green/unrefined parts), renumber.
+    used = np.zeros(count, bool)
+    used[fine_faces.ravel()] = True
+    new_index = np.cumsum(used) - 1
+    matrix = matrix[used]
+    colors = colors[used]
+    fine_faces = new_index[fine_faces]
+    count = int(used.sum())
+    for e, g in enumerate(eyes):
+        eyes[e] = replace(g, fine_upper=new_index[g.fine_upper], fine_lower=new_index[g.fine_lower],
+                          fine_region=new_index[g.fine_region[used[g.fine_region]]])
+
+    # Eye pockets: a dark tube from each lid margin straight back to a flat cap, so whatever the
+    # view, a line of sight into the eye opening meets the eyeball or the pocket (no background).
+    rows = [matrix]
+    pocket_faces = [fine_faces]
+    for e, g in enumerate(eyes):
+        loop = np.concatenate([g.fine_upper, g.fine_lower[::-1][1:-1]])
+        k = len(loop)
+        front = count + np.arange(k)
+        back = count + k + np.arange(k)
+        center = count + 2 * k
+        rows += [matrix[loop], matrix[loop], sp.csr_matrix(matrix[loop].mean(axis=0))]
+        nxt = np.roll(np.arange(k), -1)
+        pocket_faces += [
+            np.stack([front, front[nxt], back[nxt]], 1),
+            np.stack([front, back[nxt], back], 1),
+            np.stack([back[nxt], np.full(k, center), back], 1),
+        ]
+        colors = np.concatenate([colors, np.tile(np.array(POCKET_RGB), (2 * k + 1, 1))])
+        eyes[e] = replace(g, pocket_loop=loop, pocket_front=front, pocket_back=back,
+                          pocket_center=center)
+        count += 2 * k + 1
+    matrix = sp.vstack(rows).tocsr()
+    fine_faces = np.concatenate(pocket_faces)
 
     m = len(fine_faces)
     normal_matrix = sp.csr_matrix(

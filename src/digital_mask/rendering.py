@@ -6,7 +6,8 @@ motion, per-eye gaze and lid margins). It draws
 * the template face (MediaPipe's canonical mesh, subdivided twice, smooth-shaded skin with darker
   brows, redder lips and lash lines on the lid margins) with both eye openings cut;
 * per eye a 12 mm eyeball (white sclera, grey-blue iris 11.7 mm across with a dark limbal ring,
-  3.5 mm black pupil) rotated by the eye's gaze, and a dark socket behind it;
+  3.5 mm black pupil) rotated by the eye's gaze, ray-cast as an exact sphere, inside a dark
+  pocket behind each opening (no background shows at the canthi from any view);
 * the lids on the template's own lid path, placed so that each upper (lower) margin sits
   ``upper_lid_mm`` above (``lower_lid_mm`` below) that eye's iris centre, measured vertically in
   head coordinates at the iris centre's column. Each eye is independent.
@@ -25,7 +26,7 @@ from types import TracebackType
 import cv2
 import numpy as np
 
-from ._template import EYEBALL_CENTERS_CM, EYEBALL_RADIUS_CM, Template, build_template
+from ._template import EYEBALL_CENTERS_CM, EYEBALL_RADIUS_CM, POCKET_BACK_Z_CM, Template, build_template
 from .errors import ModelError
 from .types import AvatarFrame, FaceFit, check_shape
 
@@ -47,8 +48,6 @@ NEUTRAL_LOWER_LID_MM = 4.0
 TRACKING_LOST_TEXT = "tracking lost"
 PUPIL_DIAMETER_MM = 3.5
 IRIS_DIAMETER_MM = 11.7
-SOCKET_RADIUS_CM = 1.45  # dark socket sphere, larger than the eyeball ...
-SOCKET_SETBACK_CM = 0.6  # ... and set back so it shows only around it (the canthi)
 LID_CLEARANCE_CM = 0.06  # driven skin stays this far in front of the eyeball
 LID_PARAM_RANGE = ((-2.0, 2.5), (-2.0, 3.5))  # (upper, lower) lid parameter limits
 LIGHT_DIR_IMG = np.array([-0.35, -0.45, -1.0]) / np.linalg.norm([-0.35, -0.45, -1.0])  # toward light
@@ -106,11 +105,10 @@ void main() {
 }
 """
 
-# Eyeballs and sockets are ray-cast spheres: a quad per sphere, exact silhouette and depth.
+# Eyeballs are ray-cast spheres: a quad per sphere, exact silhouette and depth.
 _EYE_FS = """
 #version 330
 uniform vec3 light;
-uniform int socket;
 uniform float iris_angle;
 uniform float pupil_angle;
 uniform vec3 sphere_center;
@@ -129,10 +127,6 @@ void main() {
     float z = sphere_center.z - dz;
     gl_FragDepth = 0.5 * ((z - head_z) * depth_scale) + 0.5;
     float lambert = max(dot(n, light), 0.0);
-    if (socket == 1) {
-        f_color = vec4(vec3(0.36, 0.17, 0.16) * (0.6 + 0.3 * lambert), 1.0);
-        return;
-    }
     vec3 q = normalize(to_local * n);
     float ang = acos(clamp(q.z, -1.0, 1.0));
     float w = max(fwidth(ang), 1e-4);
@@ -141,7 +135,7 @@ void main() {
     vec3 iris = mix(vec3(0.42, 0.54, 0.66), vec3(0.25, 0.35, 0.48), smoothstep(0.3, 0.9, r));
     iris *= 0.86 + 0.14 * sin(phi * 41.0 + 2.5 * sin(phi * 7.0));
     iris = mix(iris, vec3(0.13, 0.17, 0.24), smoothstep(0.80, 0.97, r));  // limbal ring
-    vec3 sclera = vec3(0.94, 0.92, 0.89);
+    vec3 sclera = vec3(0.93, 0.93, 0.91);
     vec3 c = mix(iris, sclera, smoothstep(iris_angle - w, iris_angle + w, ang));
     c = mix(vec3(0.02, 0.02, 0.025), c, smoothstep(pupil_angle - w, pupil_angle + w, ang));
     vec3 h = normalize(light + vec3(0.0, 0.0, -1.0));
@@ -224,7 +218,8 @@ class AvatarRenderer:
     Args:
         width, height: output size in pixels.
         background_rgb: background colour.
-        samples: multisampling (0 = off).
+        samples: multisampling (0 = off); None = 4 on a GPU, off on Mesa's CPU renderer
+            (llvmpipe), where 4x would double the time per frame.
 
     Raises:
         ModelError: no headless OpenGL context can be created.
@@ -236,7 +231,7 @@ class AvatarRenderer:
         height: int,
         *,
         background_rgb: tuple[int, int, int] = BACKGROUND_RGB,
-        samples: int = 4,
+        samples: int | None = None,
     ) -> None:
         if width < 16 or height < 16:
             raise ValueError(f"render size must be at least 16x16 px, got {width}x{height}")
@@ -257,6 +252,8 @@ class AvatarRenderer:
         ctx = self._ctx
         t = self._template
 
+        if samples is None:
+            samples = 0 if "llvmpipe" in ctx.info["GL_RENDERER"].lower() else 4
         samples = min(int(samples), ctx.max_samples) if samples else 0
         size = (self.width, self.height)
         self._fbo = ctx.framebuffer(
@@ -346,6 +343,10 @@ class AvatarRenderer:
             p = fine[g.fine_region]
             front = _sphere_front_z(p[:, :2], EYEBALL_CENTERS_CM[e], EYEBALL_RADIUS_CM + LID_CLEARANCE_CM / 2)
             fine[g.fine_region, 2] = np.maximum(p[:, 2], front)
+            fine[g.pocket_front] = fine[g.pocket_loop]
+            fine[g.pocket_back, :2] = fine[g.pocket_loop, :2]
+            fine[g.pocket_back, 2] = POCKET_BACK_Z_CM
+            fine[g.pocket_center] = fine[g.pocket_back].mean(axis=0)
         f = t.faces
         v0 = fine[f[:, 0]]
         face_normals = np.cross(fine[f[:, 1]] - v0, fine[f[:, 2]] - v0)
@@ -401,14 +402,11 @@ class AvatarRenderer:
         self._face_vao.render()
         for e in range(2):
             center = EYEBALL_CENTERS_CM[e]
-            socket = center - np.array([0.0, 0.0, SOCKET_SETBACK_CM])
             to_local = _eye_rotation(frame.gaze_yaw_deg[e], frame.gaze_pitch_deg[e]).T @ rot.T
-            for is_socket, c, radius in ((0, center, EYEBALL_RADIUS_CM), (1, socket, SOCKET_RADIUS_CM)):
-                eye["socket"].value = is_socket
-                eye["sphere_center"].value = tuple(scale * rot @ c + shift)
-                eye["sphere_radius"].value = scale * radius
-                eye["to_local"].write(to_local.T.astype(np.float32).tobytes())
-                self._eye_vao.render(mode=ctx.TRIANGLE_STRIP)
+            eye["sphere_center"].value = tuple(scale * rot @ center + shift)
+            eye["sphere_radius"].value = scale * EYEBALL_RADIUS_CM
+            eye["to_local"].write(to_local.T.astype(np.float32).tobytes())
+            self._eye_vao.render(mode=ctx.TRIANGLE_STRIP)
         if self._fbo_ms is not None:
             ctx.copy_framebuffer(self._fbo, self._fbo_ms)
         self._fbo.read_into(self._readback, components=3, alignment=1)
@@ -423,7 +421,9 @@ class AvatarRenderer:
             thickness = max(1, round(2 * font_scale))
             (tw, th), _ = cv2.getTextSize(TRACKING_LOST_TEXT, font, font_scale, thickness)
             org = ((self.width - tw) // 2, self.height - max(8, th))
-            cv2.putText(image, TRACKING_LOST_TEXT, org, font, font_scale, (30, 30, 30), thickness + 2, cv2.LINE_AA)
+            for dx, dy in ((-1, -1), (1, -1), (-1, 1), (1, 1), (2, 2)):  # dark halo (same advance)
+                halo = (org[0] + dx, org[1] + dy)
+                cv2.putText(image, TRACKING_LOST_TEXT, halo, font, font_scale, (30, 30, 30), thickness, cv2.LINE_AA)
             cv2.putText(image, TRACKING_LOST_TEXT, org, font, font_scale, (250, 250, 250), thickness, cv2.LINE_AA)
             image.flags.writeable = False
             self._neutral = image
