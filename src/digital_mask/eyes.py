@@ -56,8 +56,9 @@ def _crop_transform(points_px: np.ndarray, eye: int) -> np.ndarray:
     if a[0] > b[0]:
         a, b = b, a
     d = b - a
-    s = CROP_EYE_W / max(np.hypot(*d), 1e-6)
-    c, sn = d / np.hypot(*d)
+    length = max(float(np.hypot(*d)), 1e-6)
+    s = CROP_EYE_W / length
+    c, sn = d / length
     rot = s * np.array([[c, sn], [-sn, c]])
     t = np.array([CROP_X0, CROP_YC]) - rot @ a
     return np.hstack([rot, t[:, None]])
@@ -181,7 +182,7 @@ def measure_eye(rgb: np.ndarray, points_px: np.ndarray, eye: int) -> EyeSample:
     if valid and rows.size:
         # outer extent of the opening (the iris's lighter lower half must not end it early);
         # the lower sclera is often shaded skin-like, so the lower lid never rises above MediaPipe's
-        upper_y, lower_y = rows[0] - 0.5, max(rows[-1] + 0.5, lower_mp)
+        upper_y, lower_y = rows[0] - 0.5, max(rows[-1] + 0.5, _lid_at(lo[:, 0], lo[:, 1], center[0]))
     else:  # no iris: closed, lids meet at MediaPipe's middle
         upper_y = lower_y = 0.5 * (upper_mp + lower_mp)
     lids = _apply(minv, np.array([[center[0], upper_y], [center[0], lower_y]]))

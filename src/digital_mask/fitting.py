@@ -175,7 +175,7 @@ def fit_face(track: LandmarkTrack, eyes: EyeTrack, *, pose_sigma_frames: float =
             for lid, out, sign in ((eyes.upper_lid_px, upper, 1.0), (eyes.lower_lid_px, lower, -1.0)):
                 d_head = np.linalg.solve(a2, lid[i, e].astype(np.float64) - iris_img)
                 out[i, e] = sign * d_head[1] * mm_per_unit
-    # Closed eyes hide the iris: hold the last seen gaze (the lids cover it anyway).
+    # Closed eyes hide the iris: interpolate between the gazes seen before and after (lids cover it).
     for arr in (yaw, pitch):
         for e in range(2):
             col = arr[:, e]

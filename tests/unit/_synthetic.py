@@ -142,7 +142,7 @@ class Scene:
             mp_iris_center_px=iris.astype(f32),
             mp_upper_lid_px=upper.astype(f32),
             mp_lower_lid_px=lower.astype(f32),
-            valid=np.asarray(valid, bool),
+            valid=np.array(valid, bool),  # a copy: EyeTrack freezes its arrays in place
         )
 
 

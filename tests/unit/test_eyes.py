@@ -1,0 +1,229 @@
+"""Eye-stage tests on drawn eyes: skin, an almond opening between two parabolic lids, a dark iris.
+
+The MediaPipe points are placed where MediaPipe would put them, iris pulled 30 % toward the eye's
+middle; the refined iris and lids are checked against the drawing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from _synthetic import DrawnEye, draw_face, face_points, mediapipe_points
+from digital_mask.eyes import EyeSample, EyeTrackBuilder, measure_eye
+from digital_mask.types import EyeTrack
+
+SIZE = (400, 300)  # width, height
+IRIS_TOL_PX = 1.0  # achieved: <= 0.21 px (centred 0.002 px)
+LID_TOL_PX = 1.25  # achieved: 0.6-0.7 px centred, <= 1.05 px squinting (outward: the non-skin band is generous)
+
+
+def eye_at(index: int, iris_dx: float = 0.0, iris_dy: float = 0.0, **kw: object) -> DrawnEye:
+    """Eye 0 (patient's right) is image-left with its outer corner image-left; eye 1 mirrors it."""
+    cx = 140.0 if index == 0 else 260.0
+    return DrawnEye(cx=cx, cy=150.0, iris=(cx + iris_dx, 150.0 + iris_dy), outer_left=index == 0, **kw)  # type: ignore[arg-type]
+
+
+def measure(eye: DrawnEye, index: int, **mp: float) -> EyeSample:
+    rgb = draw_face(SIZE, [eye])
+    pts = face_points(SIZE)
+    mediapipe_points(eye, index, pts, **mp)
+    return measure_eye(rgb, pts, index)
+
+
+def lid_errors(eye: DrawnEye, s: EyeSample) -> tuple[float, float]:
+    """Signed y error (px, + = down) of the measured lids against the drawn curves at their column."""
+    up = s.upper_lid_px[1] - float(eye.upper_y(s.upper_lid_px[0]))
+    lo = s.lower_lid_px[1] - float(eye.lower_y(s.lower_lid_px[0]))
+    return up, lo
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_measure_eye_smoke_shapes(index: int) -> None:
+    s = measure(eye_at(index), index)
+    assert isinstance(s, EyeSample)
+    for name in ("iris_center_px", "upper_lid_px", "lower_lid_px", "mp_iris_center_px",
+                 "mp_upper_lid_px", "mp_lower_lid_px"):
+        v = getattr(s, name)
+        assert v.shape == (2,) and np.isfinite(v).all(), name
+    assert isinstance(s.valid, bool) and s.valid
+    assert s.iris_radius_px == pytest.approx(10.0, rel=1e-6)  # MediaPipe's radius, in range
+
+
+@pytest.mark.parametrize("index", [0, 1])
+@pytest.mark.parametrize(("dx", "dy"), [(0.0, 0.0), (-2.7, 1.4), (3.3, -0.6)])
+def test_iris_centre_is_refined_to_the_drawn_one(index: int, dx: float, dy: float) -> None:
+    eye = eye_at(index, dx, dy)
+    s = measure(eye, index)
+    assert s.valid
+    err = np.linalg.norm(s.iris_center_px - np.array(eye.iris))
+    assert err < IRIS_TOL_PX
+    # MediaPipe's own (pulled) centre is reported unchanged
+    mp = np.array(eye.iris) + 0.3 * (np.array([eye.cx, eye.cy]) - np.array(eye.iris))
+    np.testing.assert_allclose(s.mp_iris_center_px, mp, atol=1e-9)
+
+
+@pytest.mark.parametrize("index", [0, 1])
+@pytest.mark.parametrize("side", [-1.0, 1.0])
+def test_cornered_iris_is_found(index: int, side: float) -> None:
+    # a squint: iris 17 px from the middle of a 60 px eye, partly under both lids; MediaPipe has
+    # it 30 % of the way back toward the middle (5 px off)
+    eye = eye_at(index, side * 17.0, -1.0 if side > 0 else 0.0)
+    s = measure(eye, index)
+    assert s.valid
+    assert np.linalg.norm(s.iris_center_px - np.array(eye.iris)) < IRIS_TOL_PX
+    assert np.linalg.norm(s.mp_iris_center_px - np.array(eye.iris)) > 4.0  # refinement mattered
+    up, _ = lid_errors(eye, s)
+    assert abs(up) < LID_TOL_PX
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_lids_at_the_iris_column(index: int) -> None:
+    eye = eye_at(index)
+    s = measure(eye, index)
+    # the lid points sit on the iris column
+    assert s.upper_lid_px[0] == pytest.approx(s.iris_center_px[0], abs=1e-6)
+    assert s.lower_lid_px[0] == pytest.approx(s.iris_center_px[0], abs=1e-6)
+    up, lo = lid_errors(eye, s)
+    assert abs(up) < LID_TOL_PX and abs(lo) < LID_TOL_PX
+    # aperture: drawn 13 + 11 = 24 px at the middle
+    assert s.lower_lid_px[1] - s.upper_lid_px[1] == pytest.approx(24.0, abs=2 * LID_TOL_PX)
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_upper_lid_is_measured_not_copied_from_mediapipe(index: int) -> None:
+    # MediaPipe's upper lid 2.5 px too low (couples lids): the image decides
+    eye = eye_at(index)
+    s = measure(eye, index, upper_offset=2.5)
+    assert s.mp_upper_lid_px[1] == pytest.approx(float(eye.upper_y(s.mp_upper_lid_px[0])) + 2.5, abs=1e-6)
+    up, lo = lid_errors(eye, s)
+    assert abs(up) < LID_TOL_PX and abs(lo) < LID_TOL_PX
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_lower_lid_never_above_mediapipes(index: int) -> None:
+    # by design (shaded lower sclera): MediaPipe's lower lid 3 px too low wins over the image
+    eye = eye_at(index)
+    s = measure(eye, index, lower_offset=3.0)
+    assert s.lower_lid_px[1] >= s.mp_lower_lid_px[1] - 0.05  # floor taken at the refined iris column
+
+
+@pytest.mark.parametrize("index", [0, 1])
+@pytest.mark.parametrize("side", [-1.0, 1.0])
+def test_cornered_iris_is_found(index: int, side: float) -> None:
+    # a squint: iris 17 px from the middle of a 60 px eye, partly under both lids; MediaPipe has
+    # it 30 % of the way back toward the middle (5 px off)
+    eye = eye_at(index, side * 17.0, -1.0 if side > 0 else 0.0)
+    s = measure(eye, index)
+    assert s.valid
+    assert np.linalg.norm(s.iris_center_px - np.array(eye.iris)) < IRIS_TOL_PX
+    assert np.linalg.norm(s.mp_iris_center_px - np.array(eye.iris)) > 4.0  # refinement mattered
+    up, _ = lid_errors(eye, s)
+    assert abs(up) < LID_TOL_PX
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_lids_at_the_iris_column(index: int) -> None:
+    eye = eye_at(index)
+    s = measure(eye, index)
+    # the lid points sit on the iris column
+    assert s.upper_lid_px[0] == pytest.approx(s.iris_center_px[0], abs=1e-6)
+    assert s.lower_lid_px[0] == pytest.approx(s.iris_center_px[0], abs=1e-6)
+    up, lo = lid_errors(eye, s)
+    assert abs(up) < LID_TOL_PX and abs(lo) < LID_TOL_PX
+    # aperture: drawn 13 + 11 = 24 px at the middle
+    assert s.lower_lid_px[1] - s.upper_lid_px[1] == pytest.approx(24.0, abs=2 * LID_TOL_PX)
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_upper_lid_is_measured_not_copied_from_mediapipe(index: int) -> None:
+    # MediaPipe's upper lid 2.5 px too low (couples lids): the image decides
+    eye = eye_at(index)
+    s = measure(eye, index, upper_offset=2.5)
+    assert s.mp_upper_lid_px[1] == pytest.approx(float(eye.upper_y(s.mp_upper_lid_px[0])) + 2.5, abs=1e-6)
+    up, lo = lid_errors(eye, s)
+    assert abs(up) < LID_TOL_PX and abs(lo) < LID_TOL_PX
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_lower_lid_never_above_mediapipes(index: int) -> None:
+    # by design (shaded lower sclera): MediaPipe's lower lid 3 px too low wins over the image
+    eye = eye_at(index)
+    s = measure(eye, index, lower_offset=3.0)
+    assert s.lower_lid_px[1] >= s.mp_lower_lid_px[1] - 0.05  # floor taken at the refined iris column
+
+
+@pytest.mark.parametrize("index", [0, 1])
+@pytest.mark.parametrize("side", [-1.0, 1.0])
+def test_lower_lid_of_a_cornered_iris(index: int, side: float) -> None:
+    eye = eye_at(index, side * 17.0, -1.0 if side > 0 else 0.0)
+    s = measure(eye, index)  # MediaPipe's lids exactly on the drawn ones
+    _, lo = lid_errors(eye, s)
+    assert abs(lo) < LID_TOL_PX
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_closed_eye_is_invalid_and_lids_meet(index: int) -> None:
+    cx = 140.0 if index == 0 else 260.0
+    eye = DrawnEye(cx=cx, cy=150.0, upper_h=0.0, lower_h=0.0, iris=None, outer_left=index == 0)
+    s = measure(eye, index, upper_offset=-1.0, lower_offset=1.0)
+    assert not s.valid
+    np.testing.assert_array_equal(s.upper_lid_px, s.lower_lid_px)
+    assert s.upper_lid_px[1] == pytest.approx(150.0, abs=0.5)
+    # iris values carried from MediaPipe
+    np.testing.assert_allclose(s.iris_center_px, s.mp_iris_center_px, atol=1e-6)
+
+
+def test_no_face_gives_nan_and_invalid() -> None:
+    rgb = draw_face(SIZE, [])
+    s = measure_eye(rgb, np.full((478, 3), np.nan), 0)
+    assert not s.valid
+    assert np.isnan(s.iris_center_px).all() and np.isnan(s.iris_radius_px)
+    assert np.isnan(s.upper_lid_px).all() and np.isnan(s.lower_lid_px).all()
+
+
+def test_eyes_are_measured_independently() -> None:
+    # right eye looks straight, left eye is turned toward its outer corner: each is found
+    right = eye_at(0)
+    left = eye_at(1, 15.0)
+    rgb = draw_face(SIZE, [right, left])
+    pts = face_points(SIZE)
+    mediapipe_points(right, 0, pts)
+    mediapipe_points(left, 1, pts)
+    for index, eye in ((0, right), (1, left)):
+        s = measure_eye(rgb, pts, index)
+        assert s.valid
+        assert np.linalg.norm(s.iris_center_px - np.array(eye.iris)) < IRIS_TOL_PX
+
+
+# --- EyeTrackBuilder ------------------------------------------------------------------------------
+
+
+def test_builder_with_no_frames() -> None:
+    track = EyeTrackBuilder().build()
+    assert isinstance(track, EyeTrack)
+    assert track.iris_center_px.shape == (0, 2, 2) and track.iris_radius_px.shape == (0, 2)
+    assert track.upper_lid_px.shape == track.mp_lower_lid_px.shape == (0, 2, 2)
+    assert track.valid.shape == (0, 2) and track.valid.dtype == bool
+
+
+def test_builder_with_three_frames() -> None:
+    right, left = eye_at(0), eye_at(1, -4.0)
+    rgb = draw_face(SIZE, [right, left])
+    pts = face_points(SIZE)
+    mediapipe_points(right, 0, pts)
+    mediapipe_points(left, 1, pts)
+    builder = EyeTrackBuilder()
+    builder.add(rgb, pts)
+    builder.add(rgb, np.full((478, 3), np.nan))  # a frame without a face
+    builder.add(rgb, pts)
+    track = builder.build()
+    assert len(track.valid) == 3
+    for name in ("iris_center_px", "upper_lid_px", "lower_lid_px", "mp_iris_center_px",
+                 "mp_upper_lid_px", "mp_lower_lid_px"):
+        assert getattr(track, name).shape == (3, 2, 2) and getattr(track, name).dtype == np.float32, name
+    assert track.iris_radius_px.shape == (3, 2) and track.iris_radius_px.dtype == np.float32
+    np.testing.assert_array_equal(track.valid, [[True, True], [False, False], [True, True]])
+    assert np.isnan(track.iris_center_px[1]).all()
+    np.testing.assert_allclose(track.iris_center_px[0, 0], right.iris, atol=IRIS_TOL_PX)
+    np.testing.assert_allclose(track.iris_center_px[2, 1], left.iris, atol=IRIS_TOL_PX)
