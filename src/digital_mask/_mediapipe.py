@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -14,6 +17,25 @@ from .errors import ModelError
 from .models import FACE_LANDMARKER, model_path
 
 log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """Silence the C++ start-up chatter (glog/TFLite banners) written straight to fd 2."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # no real stderr (e.g. captured): nothing to do
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), fd)
+            yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
 
 
 class MediaPipeLandmarker:
@@ -39,22 +61,27 @@ class MediaPipeLandmarker:
             min_tracking_confidence=min_confidence,
         )
         try:
-            self._landmarker = vision.FaceLandmarker.create_from_options(options)
+            with _quiet_native_stderr():
+                self._landmarker = vision.FaceLandmarker.create_from_options(options)
         except (RuntimeError, ValueError) as exc:
             raise ModelError(f"cannot load {FACE_LANDMARKER.name}: {exc}") from exc
         self._last_ms = -1
+        self._started = False
         log.info("landmarker: MediaPipe FaceLandmarker (%s mode, CPU)", "video" if video else "image")
 
     def detect(self, rgb: np.ndarray, time_ms: int = 0) -> np.ndarray:
         """Landmarks of one frame; NaN (478, 3) when no face is found."""
         h, w = rgb.shape[:2]
         image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
-        if self._video:
-            time_ms = max(int(time_ms), self._last_ms + 1)  # must strictly increase
-            self._last_ms = time_ms
-            result = self._landmarker.detect_for_video(image, time_ms)
-        else:
-            result = self._landmarker.detect(image)
+        quiet = contextlib.nullcontext() if self._started else _quiet_native_stderr()
+        with quiet:  # the first call prints a TFLite banner
+            if self._video:
+                time_ms = max(int(time_ms), self._last_ms + 1)  # must strictly increase
+                self._last_ms = time_ms
+                result = self._landmarker.detect_for_video(image, time_ms)
+            else:
+                result = self._landmarker.detect(image)
+        self._started = True
         out = np.full((478, 3), np.nan, dtype=np.float32)
         if result.face_landmarks:
             lms = result.face_landmarks[0]

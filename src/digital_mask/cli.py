@@ -58,7 +58,6 @@ def _progress_bar() -> tuple[Progress, object]:
 
 def _run_mask(input_path: Path, output: Path, *, overwrite: bool, report: Optional[Path],
               side_by_side: Optional[Path], crf: int, preset: str, quiet: bool):
-    from .io import probe_video  # noqa: F401  (keeps import errors inside the error handler)
     from .pipeline import RunConfig, mask_video
 
     config = RunConfig(overwrite=overwrite, side_by_side=side_by_side, crf=crf, preset=preset)

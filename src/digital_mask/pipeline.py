@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .errors import NoFaceError
+from .errors import InputError, NoFaceError
 from .eyes import EYE_CORNERS, EyeTrackBuilder
 from .fitting import fit_face, reconstruction_error_pct
 from .io import VideoWriter, check_output_path, iter_frames, probe_video, write_png
@@ -34,6 +34,7 @@ from .types import EyeTrack, FaceFit, LandmarkTrack
 
 log = logging.getLogger(__name__)
 
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 ProgressFn = Callable[[str, int, int], None]  # (stage, done, total) -- total 0 when unknown
 
 
@@ -46,6 +47,14 @@ class RunConfig:
     crf: int = 18
     preset: str = "veryfast"
     pose_sigma_frames: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.preset not in X264_PRESETS:
+            raise InputError(f"unknown x264 preset {self.preset!r}; choose one of {', '.join(X264_PRESETS)}")
+        if not 0 <= self.crf <= 51:
+            raise InputError(f"crf {self.crf} out of range; choose 0 (lossless) to 51")
+        if self.pose_sigma_frames < 0:
+            raise InputError("pose_sigma_frames must be >= 0")
 
 
 @dataclass(frozen=True, slots=True)
