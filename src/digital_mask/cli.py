@@ -26,6 +26,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+evaluate_app = typer.Typer(help="Benchmarks on real data: privacy, fidelity, speed.", no_args_is_help=True)
+app.add_typer(evaluate_app, name="evaluate")
 err = Console(stderr=True)
 out = Console()
 

@@ -104,13 +104,17 @@ def _head_to_image_2x2(scale: float, rot: np.ndarray) -> np.ndarray:
     return scale * rot[:2, :2]
 
 
-def fit_face(track: LandmarkTrack, eyes: EyeTrack, *, pose_sigma_frames: float = 1.0) -> FaceFit:
+def fit_face(
+    track: LandmarkTrack, eyes: EyeTrack, *, pose_sigma_frames: float = 1.0, keep_patient_shape: bool = False
+) -> FaceFit:
     """Reconstruct head pose, face motion, eyelids and eyeballs for a whole video.
 
     Args:
         track: landmarks per frame.
         eyes: refined eye measurements per frame (same T).
         pose_sigma_frames: Gaussian sigma of the head-pose jitter filter (eyes are never filtered).
+        keep_patient_shape: ABLATION ONLY (privacy benchmark): also carry the patient's own neutral
+            face shape into ``expression_cm``, as the 2022 mask did. Never used for real outputs.
 
     Raises:
         NoFaceError: no frame has a usable fit.
@@ -136,7 +140,10 @@ def fit_face(track: LandmarkTrack, eyes: EyeTrack, *, pose_sigma_frames: float =
 
     # Face motion: aligned landmarks minus the per-video neutral shape (median).
     neutral = np.nanmedian(aligned[tracked], axis=0)
-    expression = np.where(tracked[:, None, None], aligned - neutral, 0.0).astype(np.float32)
+    motion = aligned - neutral
+    if keep_patient_shape:
+        motion = motion + (neutral - face.vertices_cm)
+    expression = np.where(tracked[:, None, None], motion, 0.0).astype(np.float32)
 
     # Eyes. Ruler: the refined iris radius in head units (per-video median, per eye pooled).
     iris_r_head = eyes.iris_radius_px / scales[:, None]

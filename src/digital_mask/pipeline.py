@@ -47,6 +47,7 @@ class RunConfig:
     crf: int = 18
     preset: str = "veryfast"
     pose_sigma_frames: float = 1.0
+    keep_patient_shape: bool = False  # ABLATION for the privacy benchmark only: leaks face shape
 
     def __post_init__(self) -> None:
         if self.preset not in X264_PRESETS:
@@ -164,7 +165,8 @@ def mask_video(
     if not track.found.any():
         raise NoFaceError(f"{src.name}: no face found in any of its {len(track.found)} frames; nothing written")
     try:
-        fit = fit_face(track, eyes, pose_sigma_frames=config.pose_sigma_frames)
+        fit = fit_face(track, eyes, pose_sigma_frames=config.pose_sigma_frames,
+                       keep_patient_shape=config.keep_patient_shape)
     except NoFaceError as exc:
         raise NoFaceError(f"{src.name}: {exc}; nothing written") from exc
     width, height = track.image_size
