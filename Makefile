@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup demo test benchmark
+.PHONY: setup demo test benchmark speed
 
 $(BIN)/digital-mask: pyproject.toml
 	@bash scripts/system-deps.sh
@@ -22,3 +22,12 @@ test: setup
 
 benchmark: setup
 	$(BIN)/python benchmarks/accuracy.py
+
+# Speed benchmark (issue 6): deface lives in its own venv (it needs opencv-python, which clashes
+# with mediapipe's opencv-contrib-python).
+.venv-deface/bin/deface:
+	$(PYTHON) -m venv .venv-deface
+	.venv-deface/bin/pip install --quiet deface==1.5.0
+
+speed: setup .venv-deface/bin/deface
+	$(BIN)/digital-mask evaluate speed ../shared/data/videos/d14.mp4 --json benchmarks/results/0.1.0/speed.json

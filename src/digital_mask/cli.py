@@ -138,6 +138,171 @@ def demo(
               f"eyeball error {s.accuracy_pct['eyeball_pct']:.2f} %, eyelid error {s.accuracy_pct['eyelid_pct']:.2f} % of eye distance")
 
 
+@evaluate_app.command("speed")
+def evaluate_speed_cmd(
+    video: Annotated[Path, typer.Argument(help="Clip to time (a face video).")],
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the results as JSON.")] = None,
+    seconds: Annotated[float, typer.Option(help="Seconds of the clip to time per run.")] = 4.0,
+    repeats: Annotated[int, typer.Option(min=1, help="Timed runs per contender (after one warm-up).")] = 5,
+    memory: Annotated[bool, typer.Option(help="Also measure peak memory on 10 s and 60 s clips.")] = True,
+) -> None:
+    """Frames/s end to end and per stage at several resolutions, against the codec floor and deface."""
+    from .benchmark import evaluate_speed
+    from .io import probe_video
+
+    try:
+        probe_video(video)
+        result = evaluate_speed(video, seconds=seconds, repeats=repeats, memory=memory,
+                                progress=lambda msg: err.print(msg, highlight=False))
+    except MaskError as exc:
+        _fail(exc)
+    if json_out is not None:
+        json_out.write_text(json.dumps(result, indent=2) + "\n")
+    for res, r in result["results"].items():
+        deface = f"{r['deface_fps']:.1f}" if r["deface_fps"] else "n/a"
+        out.print(f"{res:>6} {r['width']}x{r['height']}: ours {r['fps']:.1f} frames/s, floor {r['floor_fps']:.1f}, "
+                  f"deface {deface}; stages ms/frame {r['stages_ms']}")
+    for k, v in result["memory"].items():
+        out.print(f"{k}: {v} MiB")
+
+
+def _privacy_progress(unit: str) -> tuple[Progress, object]:
+    """A progress bar per stage for the privacy tools, counting ``unit`` (images or frames)."""
+    progress = Progress(TextColumn("[bold]{task.description:<15}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn(unit), TimeRemainingColumn(), console=err)
+    tasks: dict[str, int] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = progress.add_task(stage, total=total or None)
+        progress.update(tasks[stage], completed=done, total=total or None)
+
+    return progress, update
+
+
+def _privacy_write_json(path: Path, data: object) -> None:
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.replace(path)
+
+
+@evaluate_app.command("privacy")
+def evaluate_privacy_cmd(
+    faces: Annotated[Path, typer.Option("--faces", help="Folder with one sub-folder of photos per identity (e.g. ../shared/data/faces/lfw).")],
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the results as JSON.")] = None,
+    cache_dir: Annotated[Optional[Path], typer.Option("--cache-dir", help="Embedding and masked-photo cache (default ~/.cache/digital-mask/privacy).")] = None,
+    anonymiser: Annotated[Optional[list[str]], typer.Option("--anonymiser", "-a", help="Only this anonymiser (repeatable; default: all).")] = None,
+    max_identities: Annotated[Optional[int], typer.Option(min=2, help="Use only the first N identities (quick runs).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Re-identification benchmark: rank-1/rank-5/TAR of two face recognisers on anonymised photos."""
+    from .privacy import ANONYMISERS, SCENARIOS, TAR_KEY, evaluate_privacy
+
+    try:
+        kwargs = dict(anonymisers=tuple(anonymiser) if anonymiser else ANONYMISERS, cache_dir=cache_dir,
+                      max_identities=max_identities)
+        if quiet:
+            report = evaluate_privacy(faces, **kwargs)
+        else:
+            progress, update = _privacy_progress("images")
+            with progress:
+                report = evaluate_privacy(faces, progress=update, **kwargs)
+    except MaskError as exc:
+        _fail(exc)
+    data = report.to_json_dict()
+    if json_out is not None:
+        _privacy_write_json(json_out, data)
+    out.print(f"{report.dataset}: {report.n_identities} identities, {report.n_probes} probes; "
+              f"chance rank-1 {report.chance_rank1:.3f}; rank-1 / rank-5 / TAR@FAR1e-3; {report.wall_s:.0f} s")
+    for name, per_rec in report.results.items():
+        for rec, per_scenario in per_rec.items():
+            cells = "  ".join(f"{s} {v['rank1']:.3f}/{v['rank5']:.3f}/{v[TAR_KEY]:.3f}"
+                              for s, v in ((s, per_scenario[s]) for s in SCENARIOS))
+            out.print(f"{name:<16}{rec:<8}{cells}  detected {report.face_detection_rate[name][rec]:.2f}", highlight=False)
+
+
+@app.command()
+def audit(
+    original: Annotated[Path, typer.Argument(help="The original video or photo.")],
+    masked: Annotated[Path, typer.Argument(help="Its masked output.")],
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the verdict as JSON.")] = None,
+    frames: Annotated[int, typer.Option(min=1, help="Frames to sample, evenly spread.")] = 16,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Check that no face recogniser (dlib, FaceNet) matches MASKED to ORIGINAL; exit 1 if one does."""
+    from .privacy import audit_video
+
+    try:
+        if quiet:
+            result = audit_video(original, masked, frames)
+        else:
+            progress, update = _privacy_progress("frames")
+            with progress:
+                result = audit_video(original, masked, frames, progress=update)
+    except MaskError as exc:
+        _fail(exc)
+    if json_out is not None:
+        _privacy_write_json(json_out, result.to_json_dict())
+    for r in result.recognisers:
+        closest = f"{r.min_distance:.3f}" if r.frames_compared else "n/a (no face in the sampled original frames)"
+        out.print(f"{r.recogniser:<8} closest original-mask distance {closest} (same person below {r.threshold:.2f}; "
+                  f"{r.frames_compared} frames) {'pass' if r.passed else 'FAIL'}", highlight=False)
+    out.print(f"audit {'passed' if result.passed else 'FAILED'}: {result.masked_name} vs {result.original_name}",
+              highlight=False)
+    if not result.passed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def measure(
+    video: Annotated[Path, typer.Argument(metavar="VIDEO", help="Video to measure (an original or a masked one).")],
+    out_dir: Annotated[Path, typer.Option("--output", "-o", help="Folder for frames.csv/.parquet, summary.json, plots and report.html.")],
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Measure the eye signs: per-frame gaze, lids and head pose, blinks, deviation, nystagmus; HTML report."""
+    from .pipeline import measure_video
+
+    try:
+        if quiet:
+            m = measure_video(video, out_dir)
+        else:
+            progress, update = _progress_bar()
+            with progress:
+                m = measure_video(video, out_dir, update)
+    except MaskError as exc:
+        _fail(exc)
+    from .report import REPORT_NAME, findings
+
+    for line in findings(m.summary):
+        out.print(line, highlight=False, soft_wrap=True)
+    out.print(f"wrote {out_dir / REPORT_NAME} (and frames.csv, frames.parquet, summary.json, plots)")
+
+
+@app.command()
+def compare(
+    original: Annotated[Path, typer.Argument(metavar="ORIGINAL", help="The original video.")],
+    masked: Annotated[Path, typer.Argument(metavar="MASKED", help="Its masked video.")],
+    out_dir: Annotated[Path, typer.Option("--output", "-o", help="Folder for comparison.json, comparison.md and both measurements.")],
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Measure an original and its mask with the same code; write their agreement (ICC, Bland-Altman, flags)."""
+    from .pipeline import compare_videos
+
+    try:
+        if quiet:
+            cmp = compare_videos(original, masked, out_dir)
+        else:
+            progress, update = _progress_bar()
+            with progress:
+                cmp = compare_videos(original, masked, out_dir, update)
+    except MaskError as exc:
+        _fail(exc)
+    from .report import COMPARISON_JSON, comparison_markdown
+
+    out.print(comparison_markdown(cmp), highlight=False, soft_wrap=True)
+    out.print(f"wrote {out_dir / COMPARISON_JSON}")
+
+
 def _version_callback(value: bool) -> None:
     if value:
         out.print(f"digital-mask {__version__}")

@@ -34,6 +34,7 @@ IRIS = ((468, 469, 470, 471, 472), (473, 474, 475, 476, 477))
 CROP_W, CROP_H = 96, 80
 CROP_X0, CROP_X1, CROP_YC = 16.0, 80.0, 40.0
 CROP_EYE_W = CROP_X1 - CROP_X0
+_GRID = np.mgrid[0:CROP_H, 0:CROP_W]
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +133,7 @@ def measure_eye(rgb: np.ndarray, points_px: np.ndarray, eye: int) -> EyeSample:
     lower_mp = _lid_at(lo[:, 0], lo[:, 1], c_mp[0])
     mean, icov = _skin_model(crop, mask, upper_mp, lower_mp)
     diff = crop.reshape(-1, 3).astype(np.float64) - mean
-    d2 = np.einsum("ij,jk,ik->i", diff, icov, diff).reshape(CROP_H, CROP_W)
+    d2 = ((diff @ icov) * diff).sum(axis=1).reshape(CROP_H, CROP_W)
     skin_gray = float(mean.mean())
     nonskin = ((d2 > 9.0) | (gray < skin_gray - 35.0)).astype(np.float32)
 
@@ -145,11 +146,9 @@ def measure_eye(rgb: np.ndarray, points_px: np.ndarray, eye: int) -> EyeSample:
         dark = np.clip((thr + 10.0 - gray) / 20.0, 0.0, 1.0) * mask
         bright = np.clip((gray - thr + 10.0) / 20.0, 0.0, 1.0) * mask * nonskin
         k = _disc(r)
-        score = cv2.filter2D(dark, -1, k, borderType=cv2.BORDER_CONSTANT) - 1.5 * cv2.filter2D(
-            bright, -1, k, borderType=cv2.BORDER_CONSTANT
-        )
+        score = cv2.filter2D(dark - 1.5 * bright, -1, k, borderType=cv2.BORDER_CONSTANT)
         # search within the eye, near MediaPipe vertically
-        yy, xx = np.mgrid[0:CROP_H, 0:CROP_W]
+        yy, xx = _GRID
         allowed = (xx > CROP_X0 - r * 0.5) & (xx < CROP_X1 + r * 0.5) & (np.abs(yy - c_mp[1]) < r * 0.8)
         score = np.where(allowed, score, -np.inf)
         iy, ix = np.unravel_index(int(np.argmax(score)), score.shape)

@@ -15,7 +15,9 @@ from __future__ import annotations
 import logging
 import platform
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -70,6 +72,7 @@ class RunSummary:
     wall_s: float
     fps: float
     accuracy_pct: dict[str, float]
+    stages_ms_per_frame: dict[str, float]
     eye_refinement: dict[str, float]
     models_sha256: dict[str, str]
     versions: dict[str, str] = field(default_factory=dict)
@@ -87,6 +90,85 @@ class MaskResult:
     track: LandmarkTrack
     eyes: EyeTrack
     fit: FaceFit
+
+
+class StageTimer:
+    """Seconds spent in each stage, measured in the thread that runs it (stages overlap, so the
+    sum can exceed the wall time)."""
+
+    STAGES = ("decode", "track", "eyes", "reconstruct", "render", "encode")
+
+    def __init__(self) -> None:
+        self.seconds = dict.fromkeys(self.STAGES, 0.0)
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.seconds[stage] += seconds
+
+    def iterate(self, stage: str, items: Iterable) -> Iterator:
+        it = iter(items)
+        while True:
+            t0 = time.perf_counter()
+            item = next(it, _END)
+            self.add(stage, time.perf_counter() - t0)
+            if item is _END:
+                return
+            yield item
+
+    def call(self, stage: str, fn: Callable) -> Callable:
+        def timed(*args: object) -> object:
+            t0 = time.perf_counter()
+            try:
+                return fn(*args)
+            finally:
+                self.add(stage, time.perf_counter() - t0)
+
+        return timed
+
+    def ms_per_frame(self, frames: int) -> dict[str, float]:
+        return {k: round(1000.0 * v / max(frames, 1), 2) for k, v in self.seconds.items()}
+
+
+_END = object()
+PIPELINE_DEPTH = 4  # frames in flight between overlapped stages (bounds memory)
+
+
+def _prefetch(items: Iterable, depth: int = PIPELINE_DEPTH) -> Iterator:
+    """Produce ``items`` in a background thread, at most ``depth`` ahead (decoding overlaps tracking).
+
+    Order and exceptions are preserved; decoders, MediaPipe and x264 release the GIL.
+    """
+    it = iter(items)
+    with ThreadPoolExecutor(1, thread_name_prefix="decode") as pool:
+        pending = deque(pool.submit(next, it, _END) for _ in range(depth))
+        while True:
+            item = pending.popleft().result()
+            if item is _END:
+                return
+            pending.append(pool.submit(next, it, _END))
+            yield item
+
+
+class _BackgroundWriter:
+    """Encodes in a background thread (rendering overlaps encoding); at most ``depth`` queued."""
+
+    def __init__(self, write: Callable[[np.ndarray, int], None], depth: int = PIPELINE_DEPTH) -> None:
+        self._write = write
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="encode")
+        self._pending: deque[Future] = deque()
+        self._depth = depth
+
+    def write(self, rgb: np.ndarray, pts: int) -> None:
+        if len(self._pending) >= self._depth:
+            self._pending.popleft().result()
+        self._pending.append(self._pool.submit(self._write, rgb, pts))
+
+    def finish(self) -> None:
+        """Wait for every queued frame; re-raises the first encoding error."""
+        try:
+            while self._pending:
+                self._pending.popleft().result()
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _versions() -> dict[str, str]:
@@ -118,18 +200,22 @@ def _refinement_change(track: LandmarkTrack, eyes: EyeTrack) -> dict[str, float]
     }
 
 
-def measure(path: Path, progress: ProgressFn | None = None) -> tuple[LandmarkTrack, EyeTrack]:
+def measure(
+    path: Path, progress: ProgressFn | None = None, timer: StageTimer | None = None
+) -> tuple[LandmarkTrack, EyeTrack]:
     """Pass 1: decode, track landmarks and measure both eyes in every frame (streaming).
 
     Raises:
         InputError: unreadable input (from ``probe_video``).
     """
     info = probe_video(path)
+    timer = timer or StageTimer()
     eyes = EyeTrackBuilder()
     with FaceTracker((info.width, info.height), still=info.is_image) as tracker:
-        for frame in iter_frames(path):
-            points = tracker.track(frame)
-            eyes.add(frame.rgb, points)
+        track_frame, measure_eyes = timer.call("track", tracker.track), timer.call("eyes", eyes.add)
+        for frame in _prefetch(timer.iterate("decode", iter_frames(path))):
+            points = track_frame(frame)
+            measure_eyes(frame.rgb, points)
             if progress:
                 progress("track", frame.index + 1, info.frame_count)
         return tracker.build(), eyes.build()
@@ -161,26 +247,34 @@ def mask_video(
     check_output_path(src, dst, overwrite=config.overwrite)
     if config.side_by_side is not None:
         check_output_path(src, config.side_by_side, overwrite=config.overwrite)
-    track, eyes = measure(src, progress)
+    timer = StageTimer()
+    track, eyes = measure(src, progress, timer)
     if not track.found.any():
         raise NoFaceError(f"{src.name}: no face found in any of its {len(track.found)} frames; nothing written")
+    t_fit = time.perf_counter()
     try:
         fit = fit_face(track, eyes, pose_sigma_frames=config.pose_sigma_frames,
                        keep_patient_shape=config.keep_patient_shape)
     except NoFaceError as exc:
         raise NoFaceError(f"{src.name}: {exc}; nothing written") from exc
+    timer.add("reconstruct", time.perf_counter() - t_fit)
     width, height = track.image_size
     n = len(fit)
     with AvatarRenderer(width, height) as renderer:
+        render = timer.call("render", renderer.render)
         if info.is_image:
-            write_png(dst, renderer.render(fit.frame(0)))
+            write_png(dst, render(fit.frame(0)))
         else:
             with VideoWriter(dst, width, height, info.time_base, info.average_rate, crf=config.crf,
                              preset=config.preset) as writer:
-                for i in range(n):
-                    writer.write(renderer.render(fit.frame(i)), int(fit.pts[i]))
-                    if progress:
-                        progress("render", i + 1, n)
+                background = _BackgroundWriter(timer.call("encode", writer.write))
+                try:
+                    for i in range(n):
+                        background.write(render(fit.frame(i)), int(fit.pts[i]))
+                        if progress:
+                            progress("render", i + 1, n)
+                finally:
+                    background.finish()
             if config.side_by_side is not None:
                 _write_side_by_side(src, config.side_by_side, renderer, fit, info, config)
     wall = time.perf_counter() - t0
@@ -194,6 +288,7 @@ def mask_video(
         wall_s=round(wall, 3),
         fps=round(n / wall, 2),
         accuracy_pct={k: round(v, 3) for k, v in reconstruction_error_pct(fit, eyes, track).items()},
+        stages_ms_per_frame=timer.ms_per_frame(n),
         eye_refinement={k: round(v, 2) for k, v in _refinement_change(track, eyes).items()},
         models_sha256={m.name: m.sha256 for m in ALL_MODELS if model_path(m)},
         versions=_versions(),
@@ -213,3 +308,56 @@ def _write_side_by_side(src: Path, dst: Path, renderer: AvatarRenderer, fit: Fac
                 break
             both = np.concatenate([frame.rgb, renderer.render(fit.frame(i))], axis=1)
             writer.write(both, int(fit.pts[i]))
+
+
+def measure_video(path: Path | str, out_dir: Path | str | None = None, progress: ProgressFn | None = None):
+    """Measure the eye signs of a video (original or masked, same code): returns ``metrics.Measurements``.
+
+    Pass 1 (decode, track, image-based eye measurement) and the 3D fit, then the clinical table
+    and summary; with ``out_dir``, also writes the table, summary.json, plots and report.html.
+    To measure the original during ``mask_video`` without decoding again, call
+    ``metrics.measurements_from(result.track, result.eyes, result.fit)`` on its ``MaskResult``.
+
+    Raises:
+        InputError: unreadable input.
+        NoFaceError: no usable face in any frame (nothing written).
+    """
+    from .metrics import measurements_from
+
+    src = Path(path)
+    probe_video(src)
+    track, eyes = measure(src, progress)
+    if not track.found.any():
+        raise NoFaceError(f"{src.name}: no face found in any of its {len(track.found)} frames; nothing to measure")
+    try:
+        fit = fit_face(track, eyes)
+    except NoFaceError as exc:
+        raise NoFaceError(f"{src.name}: {exc}; nothing to measure") from exc
+    result = measurements_from(track, eyes, fit, source_name=src.name)
+    if out_dir is not None:
+        from .report import write_measurements
+
+        write_measurements(result, out_dir)
+    return result
+
+
+def compare_videos(original: Path | str, masked: Path | str, out_dir: Path | str | None = None,
+                   progress: ProgressFn | None = None) -> dict:
+    """Measure an original and its mask with the same code and return their agreement.
+
+    Returns ``metrics.compare_measurements``'s dict; with ``out_dir`` also writes comparison.json,
+    comparison.md and each side's measurement (``original/``, ``mask/``).
+
+    Raises:
+        InputError, NoFaceError: as ``measure_video``, naming the file.
+    """
+    from .metrics import compare_measurements
+
+    a = measure_video(original, None, progress)
+    b = measure_video(masked, None, progress)
+    cmp = compare_measurements(a, b)
+    if out_dir is not None:
+        from .report import write_comparison
+
+        write_comparison(cmp, out_dir, a, b)
+    return cmp
