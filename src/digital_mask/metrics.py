@@ -45,7 +45,7 @@ DEVIATION_V_PD = 5.0
 EPISODE_PD = 20.0  # one eye turned this far (in PD) relative to its fellow = a deviation episode
 NYSTAGMUS_BAND_HZ = (1.0, 12.0)
 NYSTAGMUS_MIN_P2P_DEG = 2.0  # peak-to-peak amplitude of the dominant oscillation
-NYSTAGMUS_MIN_PROMINENCE = 6.0  # spectral peak over the band's median power
+NYSTAGMUS_MIN_PROMINENCE = 8.0  # spectral peak over the band's power-law background
 NYSTAGMUS_MIN_CYCLES = 4.0  # the band starts at no less than this many cycles per clip
 HEAD_POSTURE_DEG = 10.0  # |mean head turn or tilt| at or above this = compensatory head posture
 
@@ -274,9 +274,10 @@ def primary_gaze_deviation(yaw_deg: np.ndarray, pitch_deg: np.ndarray, usable: n
 def deviating_eye(yaw_deg: np.ndarray, usable: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per frame, which eye is turned relative to its fellow, and by how much.
 
-    Each eye's yaw is taken relative to its own primary position (median over usable frames);
-    where the two eyes disagree by EPISODE_PD or more, the eye that moved further from its own
-    primary position is the deviating one.
+    Where the two eyes' yaws differ by EPISODE_PD or more, the eye further from the head's
+    straight-ahead is the deviating one (the fixating eye looks at the camera, which is ahead of a
+    face filmed for an eye examination). A per-video median would not do: a patient (or performer)
+    who is crossed much of the time would move it.
 
     Returns:
         eye: (T,) int8, 0 right, 1 left, -1 none; nasal_deg: (T,) its turn toward the nose
@@ -292,7 +293,7 @@ def deviating_eye(yaw_deg: np.ndarray, usable: np.ndarray) -> tuple[np.ndarray, 
     nasal = np.full(n, np.nan)
     if not ok.any():
         return eye, nasal
-    rel = yaw - np.median(yaw[ok], axis=0)
+    rel = yaw
     rel_nasal = np.stack([rel[:, 0], -rel[:, 1]], axis=1)  # + = toward the nose, each eye
     diff = np.abs(prism_dioptres(rel[:, 0] - rel[:, 1]))
     which = np.argmax(np.abs(rel), axis=1)
@@ -365,9 +366,10 @@ def detect_nystagmus(yaw_deg: np.ndarray, pitch_deg: np.ndarray, timestamps_s: n
     """Nystagmus of one eye from the spectrum of its gaze traces.
 
     The dominant peak of the summed yaw+pitch power within NYSTAGMUS_BAND_HZ (capped below the
-    Nyquist frequency) counts when its oscillation reaches NYSTAGMUS_MIN_P2P_DEG peak to peak and
-    stands NYSTAGMUS_MIN_PROMINENCE times above the band's median power (a narrow rhythm, not the
-    broad spectrum of saccades and measurement noise).
+    Nyquist frequency and at NYSTAGMUS_MIN_CYCLES per clip or more) counts when it stands
+    NYSTAGMUS_MIN_PROMINENCE times above the band's power-law background (a narrow rhythm, not the
+    falling spectrum of saccades, gaze shifts and measurement noise) and its oscillation reaches
+    NYSTAGMUS_MIN_P2P_DEG peak to peak.
 
     Args:
         yaw_deg, pitch_deg, timestamps_s, usable: (T,) one eye's traces and usable frames.
@@ -392,7 +394,17 @@ def detect_nystagmus(yaw_deg: np.ndarray, pitch_deg: np.ndarray, timestamps_s: n
     band = (f >= f_lo) & (f <= min(NYSTAGMUS_BAND_HZ[1], 0.9 * fs / 2))
     if band.sum() < 3:
         return {**none, "result": "not measurable (clip too short)", "_freq_hz": f, "_power": power}
-    k = np.flatnonzero(band)[int(np.argmax(power[band]))]
+    # whiten: gaze shifts and noise give a falling (~1/f^a) background; a rhythm stands above it
+    idx = np.flatnonzero(band)
+    logf, logp = np.log(f[idx]), np.log(np.maximum(power[idx], 1e-12))
+    coef = np.polyfit(logf, logp, 1)
+    for _ in range(2):  # refit without the bins far above the trend (the peak itself)
+        keep = logp - np.polyval(coef, logf) < np.log(3.0)
+        if keep.sum() >= 3:
+            coef = np.polyfit(logf[keep], logp[keep], 1)
+    ratio = np.exp(logp - np.polyval(coef, logf))
+    k = idx[int(np.argmax(ratio))]
+    prominence = float(ratio.max())
     # parabolic interpolation of the peak frequency (log power)
     f0 = float(f[k])
     if 0 < k < len(f) - 1 and np.all(power[k - 1 : k + 2] > 0):
@@ -400,7 +412,6 @@ def detect_nystagmus(yaw_deg: np.ndarray, pitch_deg: np.ndarray, timestamps_s: n
         den = a - 2 * b + c
         if abs(den) > 1e-12:
             f0 += float(np.clip(0.5 * (a - c) / den, -0.5, 0.5)) * float(f[1] - f[0])
-    prominence = float(power[k] / max(np.median(power[band]), 1e-12))
     h, v = _band_p2p(yx, fs, f0), _band_p2p(px, fs, f0)
     p2p = float(np.hypot(h, v))
     direction = "horizontal" if h >= 2 * v else "vertical" if v >= 2 * h else "oblique"

@@ -32,7 +32,7 @@ from .io import VideoWriter, check_output_path, iter_frames, probe_video, write_
 from .models import ALL_MODELS, model_path
 from .rendering import AvatarRenderer
 from .tracking import FaceTracker
-from .types import EyeTrack, FaceFit, LandmarkTrack
+from .types import EyeTrack, FaceFit, LandmarkTrack, VideoInfo
 
 log = logging.getLogger(__name__)
 
@@ -201,14 +201,14 @@ def _refinement_change(track: LandmarkTrack, eyes: EyeTrack) -> dict[str, float]
 
 
 def measure(
-    path: Path, progress: ProgressFn | None = None, timer: StageTimer | None = None
+    path: Path, progress: ProgressFn | None = None, timer: StageTimer | None = None, info: VideoInfo | None = None
 ) -> tuple[LandmarkTrack, EyeTrack]:
     """Pass 1: decode, track landmarks and measure both eyes in every frame (streaming).
 
     Raises:
         InputError: unreadable input (from ``probe_video``).
     """
-    info = probe_video(path)
+    info = info or probe_video(path)
     timer = timer or StageTimer()
     eyes = EyeTrackBuilder()
     with FaceTracker((info.width, info.height), still=info.is_image) as tracker:
@@ -247,8 +247,10 @@ def mask_video(
     check_output_path(src, dst, overwrite=config.overwrite)
     if config.side_by_side is not None:
         check_output_path(src, config.side_by_side, overwrite=config.overwrite)
+        if config.side_by_side.resolve() == dst.resolve():
+            raise InputError(f"{dst.name}: the side-by-side preview cannot be the masked output")
     timer = StageTimer()
-    track, eyes = measure(src, progress, timer)
+    track, eyes = measure(src, progress, timer, info)
     if not track.found.any():
         raise NoFaceError(f"{src.name}: no face found in any of its {len(track.found)} frames; nothing written")
     t_fit = time.perf_counter()
@@ -297,7 +299,9 @@ def mask_video(
     return MaskResult(output=dst, summary=summary, track=track, eyes=eyes, fit=fit)
 
 
-def _write_side_by_side(src: Path, dst: Path, renderer: AvatarRenderer, fit: FaceFit, info, config: RunConfig) -> None:
+def _write_side_by_side(
+    src: Path, dst: Path, renderer: AvatarRenderer, fit: FaceFit, info: VideoInfo, config: RunConfig
+) -> None:
     """Operator preview: original | mask, side by side. Never the default output."""
     width, height = fit.image_size
     with VideoWriter(dst, 2 * width, height, info.time_base, info.average_rate, crf=23,
