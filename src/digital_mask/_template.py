@@ -44,8 +44,16 @@ SKIN_RGB = (0.86, 0.68, 0.58)
 LIPS_RGB = (0.72, 0.40, 0.40)
 BROWS_RGB = (0.42, 0.31, 0.26)
 UPPER_LASH_RGB = (0.22, 0.15, 0.13)
-LOWER_LASH_RGB = (0.50, 0.36, 0.32)
+LOWER_LASH_RGB = (0.80, 0.60, 0.53)  # a waterline tint, skin-like: real lower lashes barely show
 POCKET_RGB = (0.30, 0.13, 0.12)
+# The caruncle and plica at each inner canthus (drawn on the eyeball, fixed to the head): full
+# colour within CARUNCLE_SIZE_CM[0] of the canthus, fading out by [1]; [2] squashes it vertically.
+INNER_CANTHI = (UPPER_LID[0][-1], UPPER_LID[1][-1])
+CARUNCLE_CORE_RGB = (0.80, 0.47, 0.47)
+CARUNCLE_EDGE_RGB = (0.90, 0.70, 0.68)
+CARUNCLE_SIZE_CM = (0.20, 0.32, 1.0)
+OUTER_CANTHUS_RGB = (0.62, 0.50, 0.48)
+POCKET_BACK_SHADE = 0.6
 POCKET_BACK_Z_CM = 1.0  # the pocket's flat back, behind the eyeballs' centres (z = 2.6)
 
 
@@ -403,7 +411,14 @@ def build_template(levels: int = 2) -> Template:
             np.stack([front, back[nxt], back], 1),
             np.stack([back[nxt], np.full(k, center), back], 1),
         ]
-        colors = np.concatenate([colors, np.tile(np.array(POCKET_RGB), (2 * k + 1, 1))])
+        # the pocket wall shows at the canthi: caruncle pink at the inner one, shaded conjunctiva
+        # at the outer one, the colours fading into the dark pocket away from them
+        x = (matrix[loop] @ vertices)[:, 0]
+        x_in, x_out = vertices[INNER_CANTHI[e], 0], vertices[UPPER_LID[e][0], 0]
+        near_in = np.clip(1.0 - (np.abs(x - x_in) - CARUNCLE_SIZE_CM[0]) / (CARUNCLE_SIZE_CM[1] - CARUNCLE_SIZE_CM[0]), 0.0, 1.0)[:, None]
+        near_out = np.clip(1.0 - (np.abs(x - x_out) - 0.1) / 0.2, 0.0, 1.0)[:, None]
+        wall = np.array(POCKET_RGB) * (1 - near_in - near_out) + near_in * np.array(CARUNCLE_CORE_RGB) + near_out * np.array(OUTER_CANTHUS_RGB)
+        colors = np.concatenate([colors, wall, wall * POCKET_BACK_SHADE, np.array([POCKET_RGB])])
         eyes[e] = replace(g, pocket_loop=loop, pocket_front=front, pocket_back=back,
                           pocket_center=center)
         count += 2 * k + 1

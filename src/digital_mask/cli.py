@@ -59,10 +59,10 @@ def _progress_bar() -> tuple[Progress, object]:
 
 
 def _run_mask(input_path: Path, output: Path, *, overwrite: bool, report: Optional[Path],
-              side_by_side: Optional[Path], crf: int, preset: str, quiet: bool):
+              side_by_side: Optional[Path], crf: int, preset: str, quiet: bool, measure_dir: Optional[Path] = None):
     from .pipeline import RunConfig, mask_video
 
-    config = RunConfig(overwrite=overwrite, side_by_side=side_by_side, crf=crf, preset=preset)
+    config = RunConfig(overwrite=overwrite, side_by_side=side_by_side, crf=crf, preset=preset, measure_dir=measure_dir)
     if quiet:
         result = mask_video(input_path, output, config)
     else:
@@ -90,6 +90,7 @@ def mask(
     side_by_side: Annotated[Optional[Path], typer.Option("--side-by-side", help="Also write an operator preview original|mask (contains the patient: do not share).")] = None,
     crf: Annotated[int, typer.Option(min=0, max=51, help="x264 quality (lower = better).")] = 18,
     preset: Annotated[str, typer.Option(help="x264 speed preset.")] = "veryfast",
+    measure_dir: Annotated[Optional[Path], typer.Option("--measure", help="Also write the original's eye measurements (table, summary, plots, report.html) to this folder, from the same pass.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Mask one video or photo: write a de-identified avatar rendering of it."""
@@ -99,7 +100,7 @@ def mask(
         info = probe_video(input_path)
         dst = output or default_output_path(input_path, image=info.is_image)
         result = _run_mask(input_path, dst, overwrite=overwrite, report=report, side_by_side=side_by_side,
-                           crf=crf, preset=preset, quiet=quiet)
+                           crf=crf, preset=preset, quiet=quiet, measure_dir=measure_dir)
     except MaskError as exc:
         _fail(exc)
     s = result.summary
@@ -248,8 +249,10 @@ def audit(
         _privacy_write_json(json_out, result.to_json_dict())
     for r in result.recognisers:
         closest = f"{r.min_distance:.3f}" if r.frames_compared else "n/a (no face in the sampled original frames)"
-        out.print(f"{r.recogniser:<8} closest original-mask distance {closest} (same person below {r.threshold:.2f}; "
-                  f"{r.frames_compared} frames) {'pass' if r.passed else 'FAIL'}", highlight=False)
+        default = "above" if r.passes_default_threshold else "NOT above"
+        out.print(f"{r.recogniser:<8} closest original-mask distance {closest} (same person below {r.threshold:.2f}, "
+                  f"FAR 1e-3; {r.frames_compared} frames) {'pass' if r.passed else 'FAIL'}; {default} the "
+                  f"recogniser's default {r.default_threshold:.2f}", highlight=False, soft_wrap=True)
     out.print(f"audit {'passed' if result.passed else 'FAILED'}: {result.masked_name} vs {result.original_name}",
               highlight=False)
     if not result.passed:
@@ -304,6 +307,74 @@ def compare(
 
     out.print(comparison_markdown(cmp), highlight=False, soft_wrap=True)
     out.print(f"wrote {out_dir / COMPARISON_JSON}")
+
+
+def _simulate_help() -> str:
+    from .simulate import SPEC_HELP
+
+    return ("Edit a REAL face video so it shows an eye condition of known size; write the ground truth "
+            "(OUTPUT with suffix .truth.json). The output shows the real person: treat it like the input.\n\n"
+            + SPEC_HELP)
+
+
+@app.command(help=_simulate_help())
+def simulate(
+    input_path: Annotated[Path, typer.Argument(metavar="INPUT", help="A real face video.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Simulated video (H.264 MP4); truth goes to OUTPUT.truth.json.")],
+    condition: Annotated[str, typer.Option("--condition", "-c", metavar="SPEC", help="e.g. strabismus:eye=left,dir=eso,deg=15 (see above).")],
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs (never the input).")] = False,
+    crf: Annotated[int, typer.Option(min=0, max=51, help="x264 quality of the re-encode (lower = better).")] = 16,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    from .simulate import simulate_video
+
+    try:
+        if quiet:
+            res = simulate_video(input_path, output, condition, overwrite=overwrite, crf=crf)
+        else:
+            progress, update = _progress_bar()
+            with progress:
+                res = simulate_video(input_path, output, condition, overwrite=overwrite, crf=crf, progress=update)
+    except MaskError as exc:
+        _fail(exc)
+    out.print(f"wrote {res.output} and {res.truth_path} ({res.truth['condition']['spec']}; shown in "
+              f"{res.frames_shown} of {res.frames} frames, {res.fps:.1f} frames/s)", highlight=False, soft_wrap=True)
+
+
+@evaluate_app.command("fidelity")
+def evaluate_fidelity_cmd(
+    videos: Annotated[Path, typer.Option("--videos", help="Folder of face clips (faceless ones are skipped with a note).")] = Path("../shared/data/videos"),
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the results as JSON.")] = None,
+    clip: Annotated[Optional[list[str]], typer.Option("--clip", help="Only this clip file name (repeatable).")] = None,
+    seconds: Annotated[float, typer.Option(min=1.0, help="Length of the piece of each clip that is simulated on.")] = 3.0,
+    max_cases: Annotated[Optional[int], typer.Option(min=1, help="At most N cases, spread over the clips (quick runs).")] = None,
+    cache_dir: Annotated[Optional[Path], typer.Option("--cache-dir", help="Pieces, simulated clips, masks, measurements (default ~/.cache/digital-mask/fidelity; contains the real people).")] = None,
+    images: Annotated[Optional[Path], typer.Option("--images", help="Write one PNG per condition here: masked control | masked case (MASKED OUTPUT ONLY).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Clinical consistency: simulate conditions on real clips, mask, diagnose both; kappa and accuracy."""
+    from .fidelity import evaluate_fidelity, markdown_table, write_case_images, write_report_json
+
+    kwargs = dict(clips=clip, seconds=seconds, max_cases=max_cases, cache_dir=cache_dir,
+                  note=lambda msg: err.print(f"note: {msg}", highlight=False, soft_wrap=True))
+    try:
+        if quiet:
+            report = evaluate_fidelity(videos, **kwargs)
+        else:
+            progress, update = _progress_bar()
+            with progress:
+                report = evaluate_fidelity(videos, progress=update, **kwargs)
+        pngs = write_case_images(report, images) if images is not None else []
+    except MaskError as exc:
+        _fail(exc)
+    if json_out is not None:
+        write_report_json(report, json_out)
+    out.print(markdown_table(report), highlight=False, soft_wrap=True)
+    acc = report["accuracy_pct"]
+    out.print(f"{report['n_cases']} cases; paper's accuracy metric: eyeball {acc.get('eyeball_pct', 'n/a')} %, eyelid "
+              f"{acc.get('eyelid_pct', 'n/a')} % of the eye distance; {report['runtime_s']:.0f} s", highlight=False)
+    for p in pngs:
+        out.print(f"wrote {p}", highlight=False)
 
 
 def _version_callback(value: bool) -> None:

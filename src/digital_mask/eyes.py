@@ -84,11 +84,39 @@ def _disc(r: float) -> np.ndarray:
 def _skin_model(crop: np.ndarray, mask: np.ndarray, upper: float, lower: float) -> tuple[np.ndarray, np.ndarray]:
     """Mean and inverse covariance of skin colour from bands above and below the eye opening."""
     h = crop.shape[0]
-    rows = np.r_[max(0, int(upper) - 14) : max(1, int(upper) - 7), min(h - 1, int(lower) + 6) : min(h, int(lower) + 14)]
+    rows = np.r_[max(0, int(upper) - 14) : max(1, int(upper) - 7), min(h - 1, int(lower) + 3) : min(h, int(lower) + 11)]
     band = crop[rows, int(CROP_X0) + 8 : int(CROP_X1) - 8].reshape(-1, 3).astype(np.float64)
     mean = band.mean(0)
     cov = np.cov(band.T) + np.eye(3) * 16.0
     return mean, np.linalg.inv(cov)
+
+
+def _first_run(column: np.ndarray, start: int, stop: int, run: int = 2) -> int | None:
+    """First index in [start, stop) where ``column`` is True for ``run`` consecutive rows."""
+    hits = column[start:stop].astype(np.int8)
+    if hits.size < run:
+        return None
+    windows = np.convolve(hits, np.ones(run, np.int8), mode="valid")
+    idx = np.flatnonzero(windows == run)
+    return start + int(idx[0]) if idx.size else None
+
+
+def _lash_thickness(gray: np.ndarray, nonskin: np.ndarray, thr: float, center: np.ndarray, r: float,
+                    top: int) -> float:
+    """Rows of dark lash line between the top of the non-skin band and the top of the bright
+    sclera, on the columns just beside the iris (0 where no sclera is visible there)."""
+    sclera = (gray > thr + 10.0) & (nonskin > 0)
+    found = []
+    for fx in (center[0] - 1.35 * r, center[0] + 1.35 * r):
+        x = int(round(fx))
+        if not CROP_X0 + 3 <= x <= CROP_X1 - 3:
+            continue
+        stop = int(min(CROP_H, center[1] + r))
+        band_top = _first_run(nonskin[:, x - 1 : x + 2].mean(axis=1) >= 0.5, top, stop, run=1)
+        sclera_top = _first_run(sclera[:, x - 1 : x + 2].mean(axis=1) >= 0.5, top, stop)
+        if band_top is not None and sclera_top is not None and 0 <= sclera_top - band_top <= 0.6 * r:
+            found.append(sclera_top - band_top)
+    return float(min(found)) if found else 0.0
 
 
 def measure_eye(rgb: np.ndarray, points_px: np.ndarray, eye: int) -> EyeSample:
@@ -179,9 +207,11 @@ def measure_eye(rgb: np.ndarray, points_px: np.ndarray, eye: int) -> EyeSample:
     hi_y = int(min(CROP_H - 1, lower_mp + 0.15 * CROP_EYE_W))
     rows = np.flatnonzero(prof[lo_y : hi_y + 1] >= 0.5) + lo_y
     if valid and rows.size:
-        # outer extent of the opening (the iris's lighter lower half must not end it early);
-        # the lower sclera is often shaded skin-like, so the lower lid never rises above MediaPipe's
-        upper_y, lower_y = rows[0] - 0.5, max(rows[-1] + 0.5, _lid_at(lo[:, 0], lo[:, 1], center[0]))
+        # Upper margin: top of the non-skin band, minus the lash line above the margin. The lash
+        # thickness is read beside the iris, where the margin is the top of the bright sclera.
+        upper_y = rows[0] - 0.5 + _lash_thickness(gray, nonskin, thr, center, r, lo_y)
+        # Lower margin: outer extent of the band (the iris's lighter lower half must not end it early).
+        lower_y = rows[-1] + 0.5
     else:  # no iris: closed, lids meet at MediaPipe's middle
         upper_y = lower_y = 0.5 * (upper_mp + lower_mp)
     lids = _apply(minv, np.array([[center[0], upper_y], [center[0], lower_y]]))

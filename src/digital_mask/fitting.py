@@ -27,6 +27,7 @@ from .types import IRIS_DIAMETER_MM, EyeTrack, FaceFit, LandmarkTrack
 
 EYEBALL_RADIUS_MM = 12.0
 EYE_CORNERS = ((33, 133), (263, 362))
+LID_APEXES = ((159, 145), (386, 374))  # upper, lower lid apex landmarks per eye
 # Eyeball centre depth behind the corner midpoint, in eyeball radii (cornea apex ~0.45 R ahead).
 EYEBALL_DEPTH_RADII = 0.55
 MAX_RESIDUAL_CM = 1.0  # rigid-fit RMS above this (head cm; faces differ from the canonical by ~0.4) is untrustworthy
@@ -61,8 +62,14 @@ def canonical_face() -> CanonicalFace:
 
 
 def eyeball_centers_cm(shape_cm: np.ndarray, radius_cm: float) -> np.ndarray:
-    """Eyeball centres (2, 3) in head coordinates for a face shape (468, 3): behind the corners' midpoint."""
+    """Eyeball centres (2, 3) in head coordinates for a neutral face shape (468, 3).
+
+    x: each eye's corner midpoint. y: the middle of the palpebral fissure (lid apexes), averaged
+    over BOTH eyes, so a one-sided ptosis cannot fake a vertical squint (MediaPipe's corners sit
+    too low to define primary gaze: they read ~10-20 deg up on real faces). z: behind the corners.
+    """
     centers = np.array([(shape_cm[a] + shape_cm[b]) / 2 for a, b in EYE_CORNERS])
+    centers[:, 1] = np.mean([(shape_cm[u, 1] + shape_cm[l, 1]) / 2 for u, l in LID_APEXES])
     centers[:, 2] -= EYEBALL_DEPTH_RADII * radius_cm
     return centers
 
@@ -127,7 +134,10 @@ def fit_face(
     trans = np.zeros((n, 3))
     residual = np.full(n, np.nan)
     aligned = np.full((n, 468, 3), np.nan)
-    pidx, pw = face.procrustes_idx, face.procrustes_w
+    # MediaPipe's rigid-point basis minus the eye corners: MediaPipe moves them with the lids and
+    # irises, which would drag the head pose along with the eyes we want to measure against it.
+    rigid = ~np.isin(face.procrustes_idx, np.ravel(EYE_CORNERS))
+    pidx, pw = face.procrustes_idx[rigid], face.procrustes_w[rigid]
     for i in np.flatnonzero(track.found):
         pts = track.points_px[i, :468].astype(np.float64)
         s, rot, t = fit_similarity(face.vertices_cm[pidx], pts[pidx], pw)

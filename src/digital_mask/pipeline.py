@@ -50,6 +50,7 @@ class RunConfig:
     preset: str = "veryfast"
     pose_sigma_frames: float = 1.0
     keep_patient_shape: bool = False  # ABLATION for the privacy benchmark only: leaks face shape
+    measure_dir: Path | None = None  # also write the original's eye measurements here (same pass)
 
     def __post_init__(self) -> None:
         if self.preset not in X264_PRESETS:
@@ -221,6 +222,29 @@ def measure(
         return tracker.build(), eyes.build()
 
 
+def reconstruct(
+    src: Path, info: VideoInfo, *, config: RunConfig = RunConfig(), progress: ProgressFn | None = None,
+    timer: StageTimer | None = None,
+) -> tuple[LandmarkTrack, EyeTrack, FaceFit]:
+    """Pass 1 plus the 3D fit: what both masking and measuring start from.
+
+    Raises:
+        NoFaceError: no usable face in any frame, naming the file.
+    """
+    timer = timer or StageTimer()
+    track, eyes = measure(src, progress, timer, info)
+    if not track.found.any():
+        raise NoFaceError(f"{src.name}: no face found in any of its {len(track.found)} frames; nothing written")
+    t_fit = time.perf_counter()
+    try:
+        fit = fit_face(track, eyes, pose_sigma_frames=config.pose_sigma_frames,
+                       keep_patient_shape=config.keep_patient_shape)
+    except NoFaceError as exc:
+        raise NoFaceError(f"{src.name}: {exc}; nothing written") from exc
+    timer.add("reconstruct", time.perf_counter() - t_fit)
+    return track, eyes, fit
+
+
 def mask_video(
     input_path: Path | str,
     output_path: Path | str,
@@ -250,16 +274,7 @@ def mask_video(
         if config.side_by_side.resolve() == dst.resolve():
             raise InputError(f"{dst.name}: the side-by-side preview cannot be the masked output")
     timer = StageTimer()
-    track, eyes = measure(src, progress, timer, info)
-    if not track.found.any():
-        raise NoFaceError(f"{src.name}: no face found in any of its {len(track.found)} frames; nothing written")
-    t_fit = time.perf_counter()
-    try:
-        fit = fit_face(track, eyes, pose_sigma_frames=config.pose_sigma_frames,
-                       keep_patient_shape=config.keep_patient_shape)
-    except NoFaceError as exc:
-        raise NoFaceError(f"{src.name}: {exc}; nothing written") from exc
-    timer.add("reconstruct", time.perf_counter() - t_fit)
+    track, eyes, fit = reconstruct(src, info, config=config, progress=progress, timer=timer)
     width, height = track.image_size
     n = len(fit)
     with AvatarRenderer(width, height) as renderer:
@@ -279,6 +294,11 @@ def mask_video(
                     background.finish()
             if config.side_by_side is not None:
                 _write_side_by_side(src, config.side_by_side, renderer, fit, info, config)
+    if config.measure_dir is not None:
+        from .metrics import measurements_from
+        from .report import write_measurements
+
+        write_measurements(measurements_from(track, eyes, fit, source_name=src.name), config.measure_dir)
     wall = time.perf_counter() - t0
     tracked = int(fit.tracked.sum())
     summary = RunSummary(
@@ -329,14 +349,7 @@ def measure_video(path: Path | str, out_dir: Path | str | None = None, progress:
     from .metrics import measurements_from
 
     src = Path(path)
-    probe_video(src)
-    track, eyes = measure(src, progress)
-    if not track.found.any():
-        raise NoFaceError(f"{src.name}: no face found in any of its {len(track.found)} frames; nothing to measure")
-    try:
-        fit = fit_face(track, eyes)
-    except NoFaceError as exc:
-        raise NoFaceError(f"{src.name}: {exc}; nothing to measure") from exc
+    track, eyes, fit = reconstruct(src, probe_video(src), progress=progress)
     result = measurements_from(track, eyes, fit, source_name=src.name)
     if out_dir is not None:
         from .report import write_measurements

@@ -26,7 +26,17 @@ from types import TracebackType
 import cv2
 import numpy as np
 
-from ._template import EYEBALL_CENTERS_CM, EYEBALL_RADIUS_CM, POCKET_BACK_Z_CM, Template, build_template
+from ._template import (
+    CARUNCLE_CORE_RGB,
+    CARUNCLE_EDGE_RGB,
+    CARUNCLE_SIZE_CM,
+    EYEBALL_CENTERS_CM,
+    EYEBALL_RADIUS_CM,
+    INNER_CANTHI,
+    POCKET_BACK_Z_CM,
+    Template,
+    build_template,
+)
 from .errors import ModelError
 from .types import AvatarFrame, FaceFit, check_shape
 
@@ -50,7 +60,10 @@ PUPIL_DIAMETER_MM = 3.5
 IRIS_DIAMETER_MM = 11.7
 LID_CLEARANCE_CM = 0.06  # driven skin stays this far in front of the eyeball
 LID_PARAM_RANGE = ((-2.0, 2.5), (-2.0, 3.5))  # (upper, lower) lid parameter limits
-LIGHT_DIR_IMG = np.array([-0.35, -0.45, -1.0]) / np.linalg.norm([-0.35, -0.45, -1.0])  # toward light
+LID_SHADOW = 0.35  # the upper lid's shadow on the eyeball: darkening at the margin
+LID_SHADOW_CM = 0.12  # and its depth below the margin
+CANTHUS_SHADE = 0.25  # the sclera darkens toward the canthi (curving away, shaded by the lids)
+LIGHT_DIR_IMG = np.array([0.0, -0.45, -1.0]) / np.linalg.norm([0.0, -0.45, -1.0])  # toward light
 
 _FACE_VS = """
 #version 330
@@ -116,6 +129,12 @@ uniform float sphere_radius;
 uniform float depth_scale;
 uniform float head_z;
 uniform mat3 to_local;  // image axes -> eye axes (optical axis = +z)
+uniform mat3 img_to_head;  // image px offsets -> head cm (rotation^T / scale)
+uniform vec3 head_shift;
+uniform vec2 caruncle_xy;  // head cm: the inner canthus
+uniform vec3 caruncle_size;  // head cm: full-colour radius, fade-out radius, vertical squash
+uniform vec3 eye_center_head;  // head cm
+uniform float upper_margin_y;  // head cm: the upper lid margin above the iris
 in vec2 v_offset;
 out vec4 f_color;
 void main() {
@@ -138,6 +157,15 @@ void main() {
     vec3 sclera = vec3(0.93, 0.93, 0.91);
     vec3 c = mix(iris, sclera, smoothstep(iris_angle - w, iris_angle + w, ang));
     c = mix(vec3(0.02, 0.02, 0.025), c, smoothstep(pupil_angle - w, pupil_angle + w, ang));
+    // caruncle and plica at the inner canthus: fixed to the head, in front of the rotating eye
+    vec3 p_head = img_to_head * (vec3(sphere_center.xy + v_offset, z) - head_shift);
+    vec2 ph = p_head.xy - caruncle_xy;
+    // the lids shade the eyeball: a soft shadow under the upper margin, darker toward the canthi
+    c *= 1.0 - LID_SHADOW * (1.0 - smoothstep(0.0, LID_SHADOW_CM, upper_margin_y - p_head.y));
+    c *= 1.0 - CANTHUS_SHADE * smoothstep(0.45, 1.0, abs(p_head.x - eye_center_head.x) / 1.2);
+    float dc = length(ph * vec2(1.0, caruncle_size.z));
+    c = mix(c, CARUNCLE_EDGE, 1.0 - smoothstep(caruncle_size.x, caruncle_size.y, dc));
+    c = mix(c, CARUNCLE_CORE, 1.0 - smoothstep(0.5 * caruncle_size.x, caruncle_size.x, dc));
     vec3 h = normalize(light + vec3(0.0, 0.0, -1.0));
     float spec = pow(max(dot(n, h), 0.0), 400.0);
     f_color = vec4(c * (0.55 + 0.5 * lambert) + 0.7 * spec, 1.0);
@@ -249,6 +277,7 @@ class AvatarRenderer:
         self._background = tuple(c / 255.0 for c in background_rgb)
         self._template: Template = build_template()
         self._neutral: np.ndarray | None = None
+        self._upper_margin_y = np.zeros(2)  # head cm, at the iris column (set per frame)
         ctx = self._ctx
         t = self._template
 
@@ -269,7 +298,13 @@ class AvatarRenderer:
         self._readback = np.empty((self.height, self.width, 3), np.uint8)
 
         self._face_prog = ctx.program(vertex_shader=_FACE_VS, fragment_shader=_FACE_FS)
-        self._eye_prog = ctx.program(vertex_shader=_EYE_VS, fragment_shader=_EYE_FS)
+        defines = "".join(f"#define {name} vec3({r:.4f}, {g:.4f}, {b:.4f})\n" for name, (r, g, b) in
+                          (("CARUNCLE_CORE", CARUNCLE_CORE_RGB), ("CARUNCLE_EDGE", CARUNCLE_EDGE_RGB)))
+        defines += f"#define LID_SHADOW {LID_SHADOW:.4f}\n#define LID_SHADOW_CM {LID_SHADOW_CM:.4f}\n"
+        defines += f"#define CANTHUS_SHADE {CANTHUS_SHADE:.4f}\n"
+        self._eye_prog = ctx.program(vertex_shader=_EYE_VS,
+                                     fragment_shader=_EYE_FS.replace("#version 330\n", "#version 330\n" + defines, 1))
+        _set(self._eye_prog, "caruncle_size", tuple(float(v) for v in CARUNCLE_SIZE_CM))
         n_fine = t.subdivision.shape[0]
         self._face_data = np.zeros((n_fine, 6), np.float32)
         self._face_vbo = ctx.buffer(reserve=self._face_data.nbytes, dynamic=True)
@@ -314,6 +349,7 @@ class AvatarRenderer:
         if m_up < m_low:
             mid = 0.5 * (m_up + m_low)
             a_up, a_low = (mid - yc) / du, (mid - yc) / dl
+        self._upper_margin_y[eye] = yc + a_up * du
         return a_up, a_low
 
     def _control_points(self, frame: AvatarFrame, irises: np.ndarray) -> np.ndarray:
@@ -376,6 +412,10 @@ class AvatarRenderer:
         return self._draw(frame)
 
     def _draw(self, frame: AvatarFrame) -> np.ndarray:
+        with self._ctx:  # make this renderer's context current (several renderers may coexist)
+            return self._draw_current(frame)
+
+    def _draw_current(self, frame: AvatarFrame) -> np.ndarray:
         ctx = self._ctx
         irises = iris_centers_cm(frame.gaze_yaw_deg, frame.gaze_pitch_deg)
         data = self._face_vertices(frame, irises)
@@ -393,6 +433,9 @@ class AvatarRenderer:
         eye = self._eye_prog
         eye["depth_scale"].value = depth_scale
         eye["head_z"].value = float(shift[2])
+        if "img_to_head" in eye:
+            eye["img_to_head"].write((rot / scale).astype(np.float32).tobytes())  # rot.T / scale, column-major
+        _set(eye, "head_shift", tuple(shift))
 
         target = self._fbo_ms or self._fbo
         target.use()
@@ -406,6 +449,9 @@ class AvatarRenderer:
             eye["sphere_center"].value = tuple(scale * rot @ center + shift)
             eye["sphere_radius"].value = scale * EYEBALL_RADIUS_CM
             eye["to_local"].write(to_local.T.astype(np.float32).tobytes())
+            _set(eye, "caruncle_xy", tuple(float(v) for v in self._template.vertices_cm[INNER_CANTHI[e], :2]))
+            _set(eye, "eye_center_head", tuple(float(v) for v in center))
+            _set(eye, "upper_margin_y", float(self._upper_margin_y[e]))
             self._eye_vao.render(mode=ctx.TRIANGLE_STRIP)
         if self._fbo_ms is not None:
             ctx.copy_framebuffer(self._fbo, self._fbo_ms)
@@ -442,6 +488,12 @@ class AvatarRenderer:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+def _set(prog: object, name: str, value: object) -> None:
+    """Set a uniform the shader may have optimised away (an appearance term turned off)."""
+    if name in prog:  # type: ignore[operator]
+        prog[name].value = value  # type: ignore[index]
 
 
 def _sphere_front_z(xy: np.ndarray, center: np.ndarray, radius: float) -> np.ndarray:

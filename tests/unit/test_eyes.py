@@ -101,56 +101,13 @@ def test_upper_lid_is_measured_not_copied_from_mediapipe(index: int) -> None:
 
 
 @pytest.mark.parametrize("index", [0, 1])
-def test_lower_lid_never_above_mediapipes(index: int) -> None:
-    # by design (shaded lower sclera): MediaPipe's lower lid 3 px too low wins over the image
+@pytest.mark.parametrize("offset", [-3.0, 3.0])
+def test_lower_lid_is_measured_not_copied_from_mediapipe(index: int, offset: float) -> None:
+    # MediaPipe's lower lid 3 px off either way (on rendered masks it sits low): the image decides
     eye = eye_at(index)
-    s = measure(eye, index, lower_offset=3.0)
-    assert s.lower_lid_px[1] >= s.mp_lower_lid_px[1] - 0.05  # floor taken at the refined iris column
-
-
-@pytest.mark.parametrize("index", [0, 1])
-@pytest.mark.parametrize("side", [-1.0, 1.0])
-def test_cornered_iris_is_found(index: int, side: float) -> None:
-    # a squint: iris 17 px from the middle of a 60 px eye, partly under both lids; MediaPipe has
-    # it 30 % of the way back toward the middle (5 px off)
-    eye = eye_at(index, side * 17.0, -1.0 if side > 0 else 0.0)
-    s = measure(eye, index)
-    assert s.valid
-    assert np.linalg.norm(s.iris_center_px - np.array(eye.iris)) < IRIS_TOL_PX
-    assert np.linalg.norm(s.mp_iris_center_px - np.array(eye.iris)) > 4.0  # refinement mattered
-    up, _ = lid_errors(eye, s)
-    assert abs(up) < LID_TOL_PX
-
-
-@pytest.mark.parametrize("index", [0, 1])
-def test_lids_at_the_iris_column(index: int) -> None:
-    eye = eye_at(index)
-    s = measure(eye, index)
-    # the lid points sit on the iris column
-    assert s.upper_lid_px[0] == pytest.approx(s.iris_center_px[0], abs=1e-6)
-    assert s.lower_lid_px[0] == pytest.approx(s.iris_center_px[0], abs=1e-6)
-    up, lo = lid_errors(eye, s)
-    assert abs(up) < LID_TOL_PX and abs(lo) < LID_TOL_PX
-    # aperture: drawn 13 + 11 = 24 px at the middle
-    assert s.lower_lid_px[1] - s.upper_lid_px[1] == pytest.approx(24.0, abs=2 * LID_TOL_PX)
-
-
-@pytest.mark.parametrize("index", [0, 1])
-def test_upper_lid_is_measured_not_copied_from_mediapipe(index: int) -> None:
-    # MediaPipe's upper lid 2.5 px too low (couples lids): the image decides
-    eye = eye_at(index)
-    s = measure(eye, index, upper_offset=2.5)
-    assert s.mp_upper_lid_px[1] == pytest.approx(float(eye.upper_y(s.mp_upper_lid_px[0])) + 2.5, abs=1e-6)
-    up, lo = lid_errors(eye, s)
-    assert abs(up) < LID_TOL_PX and abs(lo) < LID_TOL_PX
-
-
-@pytest.mark.parametrize("index", [0, 1])
-def test_lower_lid_never_above_mediapipes(index: int) -> None:
-    # by design (shaded lower sclera): MediaPipe's lower lid 3 px too low wins over the image
-    eye = eye_at(index)
-    s = measure(eye, index, lower_offset=3.0)
-    assert s.lower_lid_px[1] >= s.mp_lower_lid_px[1] - 0.05  # floor taken at the refined iris column
+    s = measure(eye, index, lower_offset=offset)
+    _, lo = lid_errors(eye, s)
+    assert abs(lo) < LID_TOL_PX
 
 
 @pytest.mark.parametrize("index", [0, 1])

@@ -103,12 +103,24 @@ def test_eyeball_centers_behind_corner_midpoints() -> None:
     radius = 1.2
     c = eyeball_centers_cm(v, radius)
     assert c.shape == (2, 3)
+    fissure_mid_y = np.mean([(v[u, 1] + v[lo, 1]) / 2 for u, lo in fitting.LID_APEXES])
     for e, (a, b) in enumerate(fitting.EYE_CORNERS):
         mid = (v[a] + v[b]) / 2
-        np.testing.assert_allclose(c[e, :2], mid[:2], atol=1e-12)
+        assert c[e, 0] == pytest.approx(mid[0], abs=1e-12)
+        assert c[e, 1] == pytest.approx(fissure_mid_y, abs=1e-12)
         assert c[e, 2] == pytest.approx(mid[2] - fitting.EYEBALL_DEPTH_RADII * radius)
     assert c[0, 0] < 0 < c[1, 0]  # index 0 = the patient's right eye, head -x
     np.testing.assert_allclose(c[0] * [-1, 1, 1], c[1], atol=1e-6)  # the canonical face is symmetric
+
+
+def test_one_sided_ptosis_moves_both_eyeball_centres_alike() -> None:
+    # a lowered right upper lid must not fake a vertical squint: both centres move together
+    v = canonical_face().vertices_cm.copy()
+    before = eyeball_centers_cm(v, 1.2)
+    v[159, 1] -= 0.3
+    after = eyeball_centers_cm(v, 1.2)
+    shift = after[:, 1] - before[:, 1]
+    assert shift[0] == pytest.approx(shift[1]) and shift[0] == pytest.approx(-0.075)
 
 
 # --- fit_face: head --------------------------------------------------------------------------------

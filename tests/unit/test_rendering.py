@@ -66,10 +66,12 @@ def pupil_center(img: np.ndarray, box: tuple[slice, slice]) -> np.ndarray | None
 
 
 def eyeball_mask(img: np.ndarray) -> np.ndarray:
-    """Sclera (bright grey), iris (blue) or pupil (black); skin, lashes and pocket are red-brown."""
+    """Sclera (light grey, shaded under the upper lid), iris (blue), pupil (black) or the neutral
+    grey where the corneal highlight meets the pupil; skin, lashes, caruncle and pocket are
+    red-brown or pink."""
     rgb = img.astype(int)
-    r, b = rgb[..., 0], rgb[..., 2]
-    sclera = (rgb.min(axis=-1) > 150) & (abs(r - b) < 12)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    sclera = ((rgb.min(axis=-1) > 100) & (abs(r - b) < 12)) | ((abs(r - b) <= 4) & (abs(r - g) <= 4))
     return sclera | (b > r + 10) | (rgb.max(axis=-1) < 15)
 
 
@@ -186,3 +188,14 @@ def test_close_is_idempotent():
     r = AvatarRenderer(64, 64)
     r.close()
     r.close()
+
+
+def test_two_renderers_do_not_disturb_each_other() -> None:
+    from digital_mask.rendering import neutral_avatar_frame
+
+    frame = neutral_avatar_frame(160, 120)
+    with AvatarRenderer(160, 120) as first:
+        before = first.render(frame)
+        with AvatarRenderer(200, 100) as second:
+            second.render(neutral_avatar_frame(200, 100))
+            np.testing.assert_array_equal(first.render(frame), before)

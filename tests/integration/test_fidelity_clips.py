@@ -1,0 +1,60 @@
+"""The fidelity evaluation end to end on a 2 s piece of d10: control, ptosis, nystagmus.
+
+Simulate -> mask -> measure both -> diagnose -> kappa and errors, then the same call again from
+the cache. The piece (frames 120-179, eyes open, steady gaze) is given, so the full clip is not
+measured to choose it.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from digital_mask.fidelity import CONDITIONS, Case, evaluate_fidelity, write_case_images, write_report_json
+
+SPECS = [None, "ptosis:eye=left,mm=3", "nystagmus:hz=5,amp=8,wave=pendular,axis=horizontal"]
+
+
+def _grid(clips: list[str], max_cases: int | None) -> list[Case]:
+    return [Case(c, s) for c in clips for s in SPECS]
+
+
+def test_fidelity_on_three_cases(clip, tmp_path):
+    videos = clip("d10.mp4").parent
+    kwargs = dict(clips=["d10.mp4"], cache_dir=tmp_path / "cache", pieces={"d10.mp4": {"start_frame": 120, "frames": 60}},
+                  grid=_grid)
+    report = evaluate_fidelity(videos, **kwargs)
+    assert report["n_cases"] == 3
+    assert set(report["conditions"]) == set(CONDITIONS)
+    for c in report["conditions"].values():
+        assert {"kappa", "accuracy_original", "accuracy_mask", "abs_error_original", "abs_error_mask", "unit"} <= set(c)
+    rows = {r["condition"]: r for r in report["cases"]}
+    assert not any(rows["control"]["diagnosis_original"]["ptosis"].values())  # the control against itself
+    ptosis = rows["ptosis"]
+    assert ptosis["truth_diagnosis"]["ptosis"] == {"right": False, "left": True}
+    assert ptosis["diagnosis_original"]["ptosis"]["left"]  # 3 mm reads >= 1 mm on the original
+    assert ptosis["errors"]["abs_error_original"] < 1.5
+    nys = rows["nystagmus"]
+    assert nys["errors"]["abs_error_original"] < 0.3  # Hz
+    assert report["accuracy_pct"]["eyeball_pct"] > 0
+    # JSON as written by the CLI; the cache paths stay out of it
+    path = write_report_json(report, tmp_path / "fidelity.json")
+    data = json.loads(path.read_text())
+    assert data["n_cases"] == 3 and "_mask_paths" not in data
+    # masked frames only, one per condition present
+    pngs = write_case_images(report, tmp_path / "img")
+    assert {p.stem for p in pngs} == {"fidelity_ptosis", "fidelity_nystagmus"}
+    # a rerun comes from the cache
+    again = evaluate_fidelity(videos, **kwargs)
+    assert all(r["cached"] for r in again["cases"])
+    assert again["conditions"] == report["conditions"]
+    assert again["runtime_s"] < 10
+
+
+@pytest.mark.parametrize("bad", ["nope.mp4"])
+def test_fidelity_unknown_clip(clip, tmp_path, bad):
+    from digital_mask.errors import InputError
+
+    with pytest.raises(InputError):
+        evaluate_fidelity(clip("d10.mp4").parent, clips=[bad], cache_dir=tmp_path)
