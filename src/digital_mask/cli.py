@@ -59,10 +59,12 @@ def _progress_bar() -> tuple[Progress, object]:
 
 
 def _run_mask(input_path: Path, output: Path, *, overwrite: bool, report: Optional[Path],
-              side_by_side: Optional[Path], crf: int, preset: str, quiet: bool, measure_dir: Optional[Path] = None):
+              side_by_side: Optional[Path], crf: int, preset: str, quiet: bool, measure_dir: Optional[Path] = None,
+              audit: bool = False):
     from .pipeline import RunConfig, mask_video
 
-    config = RunConfig(overwrite=overwrite, side_by_side=side_by_side, crf=crf, preset=preset, measure_dir=measure_dir)
+    config = RunConfig(overwrite=overwrite, side_by_side=side_by_side, crf=crf, preset=preset, measure_dir=measure_dir,
+                       audit=audit)
     if quiet:
         result = mask_video(input_path, output, config)
     else:
@@ -91,6 +93,7 @@ def mask(
     crf: Annotated[int, typer.Option(min=0, max=51, help="x264 quality (lower = better).")] = 18,
     preset: Annotated[str, typer.Option(help="x264 speed preset.")] = "veryfast",
     measure_dir: Annotated[Optional[Path], typer.Option("--measure", help="Also write the original's eye measurements (table, summary, plots, report.html) to this folder, from the same pass.")] = None,
+    audit: Annotated[bool, typer.Option("--audit", help="Check the output with two face recognisers (dlib, FaceNet); if one matches it to the input, remove it and exit 1.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Mask one video or photo: write a de-identified avatar rendering of it."""
@@ -100,7 +103,7 @@ def mask(
         info = probe_video(input_path)
         dst = output or default_output_path(input_path, image=info.is_image)
         result = _run_mask(input_path, dst, overwrite=overwrite, report=report, side_by_side=side_by_side,
-                           crf=crf, preset=preset, quiet=quiet, measure_dir=measure_dir)
+                           crf=crf, preset=preset, quiet=quiet, measure_dir=measure_dir, audit=audit)
     except MaskError as exc:
         _fail(exc)
     s = result.summary

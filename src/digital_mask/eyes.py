@@ -119,6 +119,45 @@ def _lash_thickness(gray: np.ndarray, nonskin: np.ndarray, thr: float, center: n
     return float(min(found)) if found else 0.0
 
 
+def _locate_iris(dark: np.ndarray, bright: np.ndarray, r: float, allowed: np.ndarray) -> np.ndarray | None:
+    """Centre (x, y) of the disc of radius r with the most dark and least bright pixels, or None
+    when there is no such disc (too little dark) or the dark is a line (a closed eye's lashes)."""
+    k = _disc(r)
+    score = np.where(allowed, cv2.filter2D(dark - 1.5 * bright, -1, k, borderType=cv2.BORDER_CONSTANT), -np.inf)
+    iy, ix = np.unravel_index(int(np.argmax(score)), score.shape)
+    # an iris is a dark blob with non-dark flanks; a closed eye's lash line is dark across
+    n = int(np.ceil(r))
+    band = dark[max(0, iy - n // 2) : iy + n // 2 + 1]
+    flanks = [f.mean() for f in (band[:, max(0, ix - 2 * n) : max(0, ix - n - 1)], band[:, ix + n + 2 : ix + 2 * n + 1]) if f.size]
+    if not score[iy, ix] > 0.25 * k.sum() or (flanks and min(flanks) > 0.5):
+        return None
+
+    def sub(a: float, b: float, c: float) -> float:  # sub-pixel: parabola through neighbours
+        den = a - 2 * b + c
+        return 0.0 if not np.isfinite(den) or abs(den) < 1e-9 else float(np.clip(0.5 * (a - c) / den, -0.5, 0.5))
+
+    dx = sub(score[iy, ix - 1], score[iy, ix], score[iy, ix + 1]) if 0 < ix < CROP_W - 1 else 0.0
+    dy = sub(score[iy - 1, ix], score[iy, ix], score[iy + 1, ix]) if 0 < iy < CROP_H - 1 else 0.0
+    return np.array([ix + dx, iy + dy])
+
+
+def _lids_at(gray: np.ndarray, nonskin: np.ndarray, thr: float, center: np.ndarray, r: float,
+             upper_mp: float, lower_mp: float) -> tuple[float, float]:
+    """Upper and lower lid margin rows at the iris column: the extent of the non-skin band."""
+    x = int(np.clip(round(center[0]), 2, CROP_W - 3))
+    prof = nonskin[:, x - 2 : x + 3].mean(axis=1)
+    prof = np.convolve(prof, np.ones(3) / 3, mode="same")
+    lo_y = int(max(0, upper_mp - 0.2 * CROP_EYE_W))
+    hi_y = int(min(CROP_H - 1, lower_mp + 0.15 * CROP_EYE_W))
+    rows = np.flatnonzero(prof[lo_y : hi_y + 1] >= 0.5) + lo_y
+    if not rows.size:  # iris seen but no band (e.g. very dark skin model): MediaPipe's lids
+        return upper_mp, lower_mp
+    # Upper margin: top of the non-skin band, minus the lash line above the margin. The lash
+    # thickness is read beside the iris, where the margin is the top of the bright sclera.
+    # Lower margin: outer extent of the band (the iris's lighter lower half must not end it early).
+    return rows[0] - 0.5 + _lash_thickness(gray, nonskin, thr, center, r, lo_y), rows[-1] + 0.5
+
+
 def measure_eye(rgb: np.ndarray, points_px: np.ndarray, eye: int) -> EyeSample:
     """Measure one eye of one frame.
 
@@ -168,50 +207,25 @@ def measure_eye(rgb: np.ndarray, points_px: np.ndarray, eye: int) -> EyeSample:
     # Iris: dark disc. Darkness threshold from the opening's own intensities (Otsu).
     inside = gray[mask > 0]
     valid = inside.size >= 20 and float(inside.max() - inside.min()) > 25.0
-    center = c_mp.copy()
+    center, thr = c_mp.copy(), 0.0
     if valid:
-        thr, _ = cv2.threshold(inside.astype(np.uint8)[:, None], 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+        thr = float(cv2.threshold(inside.astype(np.uint8)[:, None], 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)[0])
         dark = np.clip((thr + 10.0 - gray) / 20.0, 0.0, 1.0) * mask
         bright = np.clip((gray - thr + 10.0) / 20.0, 0.0, 1.0) * mask * nonskin
-        k = _disc(r)
-        score = cv2.filter2D(dark - 1.5 * bright, -1, k, borderType=cv2.BORDER_CONSTANT)
-        # search within the eye, near MediaPipe vertically
         yy, xx = _GRID
-        allowed = (xx > CROP_X0 - r * 0.5) & (xx < CROP_X1 + r * 0.5) & (np.abs(yy - c_mp[1]) < r * 0.8)
-        score = np.where(allowed, score, -np.inf)
-        iy, ix = np.unravel_index(int(np.argmax(score)), score.shape)
-        # an iris is a dark blob with non-dark flanks; a closed eye's lash line is dark across
-        n = int(np.ceil(r))
-        band = dark[max(0, iy - n // 2) : iy + n // 2 + 1]
-        flank_l = band[:, max(0, ix - 2 * n) : max(0, ix - n - 1)]
-        flank_r = band[:, ix + n + 2 : ix + 2 * n + 1]
-        flanks = [f.mean() for f in (flank_l, flank_r) if f.size]
-        line_like = bool(flanks) and min(flanks) > 0.5
-        if score[iy, ix] > 0.25 * k.sum() and not line_like:
-            # sub-pixel: parabola through neighbours
-            def sub(a: float, b: float, c: float) -> float:
-                den = a - 2 * b + c
-                return 0.0 if not np.isfinite(den) or abs(den) < 1e-9 else float(np.clip(0.5 * (a - c) / den, -0.5, 0.5))
-
-            dx = sub(score[iy, ix - 1], score[iy, ix], score[iy, ix + 1]) if 0 < ix < CROP_W - 1 else 0.0
-            dy = sub(score[iy - 1, ix], score[iy, ix], score[iy + 1, ix]) if 0 < iy < CROP_H - 1 else 0.0
-            center = np.array([ix + dx, iy + dy])
-        else:
-            valid = False
-
-    # Lids at the iris column: extent of the non-skin band around the opening's middle.
-    x = int(np.clip(round(center[0]), 2, CROP_W - 3))
-    prof = nonskin[:, x - 2 : x + 3].mean(axis=1)
-    prof = np.convolve(prof, np.ones(3) / 3, mode="same")
-    lo_y = int(max(0, upper_mp - 0.2 * CROP_EYE_W))
-    hi_y = int(min(CROP_H - 1, lower_mp + 0.15 * CROP_EYE_W))
-    rows = np.flatnonzero(prof[lo_y : hi_y + 1] >= 0.5) + lo_y
-    if valid and rows.size:
-        # Upper margin: top of the non-skin band, minus the lash line above the margin. The lash
-        # thickness is read beside the iris, where the margin is the top of the bright sclera.
-        upper_y = rows[0] - 0.5 + _lash_thickness(gray, nonskin, thr, center, r, lo_y)
-        # Lower margin: outer extent of the band (the iris's lighter lower half must not end it early).
-        lower_y = rows[-1] + 0.5
+        near_mp = (xx > CROP_X0 - r * 0.5) & (xx < CROP_X1 + r * 0.5) & (np.abs(yy - c_mp[1]) < r * 0.8)
+        found = _locate_iris(dark, bright, r, near_mp)
+        valid = found is not None
+    if valid:
+        center = found
+        upper_y, lower_y = _lids_at(gray, nonskin, thr, center, r, upper_mp, lower_mp)
+        # Second look: lashes and lid shadow above the margin are dark too and pull the disc up.
+        # Only the measured opening (between the lids, around the iris) counts now.
+        opening = ((yy >= upper_y) & (yy <= lower_y)) | (np.abs(xx - center[0]) > 1.6 * r)
+        refined = _locate_iris(dark * opening, bright * opening, r, np.hypot(xx - center[0], yy - center[1]) <= 0.4 * r)
+        if refined is not None:
+            center = refined
+            upper_y, lower_y = _lids_at(gray, nonskin, thr, center, r, upper_mp, lower_mp)
     else:  # no iris: closed, lids meet at MediaPipe's middle
         upper_y = lower_y = 0.5 * (upper_mp + lower_mp)
     lids = _apply(minv, np.array([[center[0], upper_y], [center[0], lower_y]]))

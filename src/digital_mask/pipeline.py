@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .errors import InputError, NoFaceError
+from .errors import InputError, NoFaceError, OutputError
 from .eyes import EYE_CORNERS, EyeTrackBuilder
 from .fitting import fit_face, reconstruction_error_pct
 from .io import VideoWriter, check_output_path, iter_frames, probe_video, write_png
@@ -51,6 +51,7 @@ class RunConfig:
     pose_sigma_frames: float = 1.0
     keep_patient_shape: bool = False  # ABLATION for the privacy benchmark only: leaks face shape
     measure_dir: Path | None = None  # also write the original's eye measurements here (same pass)
+    audit: bool = False  # re-identification audit of the output (needs the `audit` extra)
 
     def __post_init__(self) -> None:
         if self.preset not in X264_PRESETS:
@@ -77,6 +78,7 @@ class RunSummary:
     eye_refinement: dict[str, float]
     models_sha256: dict[str, str]
     versions: dict[str, str] = field(default_factory=dict)
+    audit: dict | None = None
 
     def to_json_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -294,6 +296,16 @@ def mask_video(
                     background.finish()
             if config.side_by_side is not None:
                 _write_side_by_side(src, config.side_by_side, renderer, fit, info, config)
+    audit = None
+    if config.audit:
+        from .privacy import audit_video
+
+        verdict = audit_video(src, dst)
+        audit = verdict.to_json_dict()
+        if not verdict.passed:  # fail closed: a recogniser matched the mask to the patient
+            dst.unlink(missing_ok=True)
+            raise OutputError(f"{dst.name}: re-identification audit failed (a face recogniser matched it to "
+                              f"{src.name}); output removed")
     if config.measure_dir is not None:
         from .metrics import measurements_from
         from .report import write_measurements
@@ -314,6 +326,7 @@ def mask_video(
         eye_refinement={k: round(v, 2) for k, v in _refinement_change(track, eyes).items()},
         models_sha256={m.name: m.sha256 for m in ALL_MODELS if model_path(m)},
         versions=_versions(),
+        audit=audit,
     )
     log.info("%s: %d frames, %d tracked, %.1f frames/s", src.name, n, tracked, summary.fps)
     return MaskResult(output=dst, summary=summary, track=track, eyes=eyes, fit=fit)
