@@ -141,6 +141,32 @@ def _locate_iris(dark: np.ndarray, bright: np.ndarray, r: float, allowed: np.nda
     return np.array([ix + dx, iy + dy])
 
 
+def _limbus_radius(gray: np.ndarray, mask: np.ndarray, center: np.ndarray, r: float) -> float | None:
+    """Iris radius from the two horizontal limbus edges (iris -> sclera) on the centre row, at the
+    level halfway between iris and sclera, or None when either edge is hidden (iris in a corner
+    or under the lids)."""
+    y, x0 = int(round(center[1])), center[0]
+    yy, xx = _GRID
+    iris_level = float(np.median(gray[(np.hypot(xx - x0, yy - center[1]) < 0.5 * r) & (mask > 0)])) if mask.any() else 0.0
+    sclera_level = float(np.percentile(gray[mask > 0], 90)) if mask.any() else 0.0
+    if sclera_level - iris_level < 30.0:
+        return None
+    level = 0.5 * (iris_level + sclera_level)
+    rows = gray[max(0, y - 1) : y + 2].mean(axis=0)
+    inside = mask[max(0, y - 1) : y + 2].min(axis=0) > 0
+    edges = []
+    for step in (-1, 1):
+        xs = x0 + step * np.arange(0.6 * r, 1.6 * r, 0.25)
+        xi = np.clip(np.round(xs).astype(int), 0, CROP_W - 1)
+        vals = np.interp(xs, np.arange(CROP_W), rows)
+        crossing = np.flatnonzero(vals > level)
+        if not crossing.size or crossing[0] == 0 or not inside[xi[crossing[0]]]:
+            return None
+        k = crossing[0]
+        edges.append(float(np.interp(level, [vals[k - 1], vals[k]], [xs[k - 1], xs[k]])))
+    return abs(edges[1] - edges[0]) / 2.0
+
+
 def _lids_at(gray: np.ndarray, nonskin: np.ndarray, thr: float, center: np.ndarray, r: float,
              upper_mp: float, lower_mp: float) -> tuple[float, float]:
     """Upper and lower lid margin rows at the iris column: the extent of the non-skin band."""
@@ -226,6 +252,18 @@ def measure_eye(rgb: np.ndarray, points_px: np.ndarray, eye: int) -> EyeSample:
         if refined is not None:
             center = refined
             upper_y, lower_y = _lids_at(gray, nonskin, thr, center, r, upper_mp, lower_mp)
+        limbus = _limbus_radius(gray, mask, center, r)
+        if limbus is not None and abs(limbus - r) > 0.05 * r:
+            # MediaPipe's radius was off: a disc of the wrong size sits off-centre vertically,
+            # which shortens the measured chord; look once more with the limbus radius.
+            again = _locate_iris(dark * opening, bright * opening, limbus,
+                                 np.hypot(xx - center[0], yy - center[1]) <= 0.4 * r)
+            if again is not None:
+                center = again
+                limbus = _limbus_radius(gray, mask, center, limbus) or limbus
+                upper_y, lower_y = _lids_at(gray, nonskin, thr, center, limbus, upper_mp, lower_mp)
+        if limbus is not None:
+            r = limbus
     else:  # no iris: closed, lids meet at MediaPipe's middle
         upper_y = lower_y = 0.5 * (upper_mp + lower_mp)
     lids = _apply(minv, np.array([[center[0], upper_y], [center[0], lower_y]]))
