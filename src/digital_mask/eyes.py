@@ -1,16 +1,19 @@
 """Eye stage: image-based iris and eyelid measurement per eye, MediaPipe as the starting point.
 
-MediaPipe pulls the iris toward the middle of the eye when the eyes do not move together and
-couples the two eyes' lid openings (DESIGN.md). So for each eye, inside a crop normalised to the
-eye corners, we measure from pixels:
+MediaPipe pulls the iris toward the middle of the eye when the eyes do not move together, couples
+the two eyes' lid openings and misjudges iris size (DESIGN.md). So for each eye, inside a crop
+normalised to the eye corners, we measure from pixels:
 
-* the iris centre: the disc (MediaPipe's iris radius) that holds the most dark and the least
-  bright pixels of the visible eye opening; pixels hidden by the lids count for neither, so a
-  partly covered or cornered iris is still found;
+* the iris centre: the disc that holds the most dark and the least bright pixels of the visible
+  eye opening; pixels hidden by the lids count for neither, so a partly covered or cornered iris
+  is still found. A second look counts only the measured opening (lashes and lid shadow above
+  the margin are dark too and would pull the disc up);
+* the iris radius (the mm ruler): from the two horizontal limbus edges where both are visible,
+  else MediaPipe's;
 * the upper and lower lid margins at the iris column: the extent of the non-skin band (sclera,
-  iris, lash line) around the iris, where "skin" is modelled per frame from the lid and cheek
-  skin next to that eye. The shaded lower sclera often looks like skin, so the lower margin is
-  never placed above MediaPipe's. No iris found = eye closed: both margins meet.
+  iris, lash line), where "skin" is modelled per frame from the skin above and below that eye;
+  the dark lash line above the upper margin is measured beside the iris (where the margin is the
+  top of the bright sclera) and taken off. No iris found = eye closed: both margins meet.
 
 Each eye is measured on its own; nothing is smoothed over time.
 """
@@ -81,7 +84,7 @@ def _disc(r: float) -> np.ndarray:
     return (xx**2 + yy**2 <= r**2).astype(np.float32)
 
 
-def _skin_model(crop: np.ndarray, mask: np.ndarray, upper: float, lower: float) -> tuple[np.ndarray, np.ndarray]:
+def _skin_model(crop: np.ndarray, upper: float, lower: float) -> tuple[np.ndarray, np.ndarray]:
     """Mean and inverse covariance of skin colour from bands above and below the eye opening."""
     h = crop.shape[0]
     rows = np.r_[max(0, int(upper) - 14) : max(1, int(upper) - 7), min(h - 1, int(lower) + 3) : min(h, int(lower) + 11)]
@@ -224,7 +227,7 @@ def measure_eye(rgb: np.ndarray, points_px: np.ndarray, eye: int) -> EyeSample:
     # Skin model and non-skin probability.
     upper_mp = _lid_at(up[:, 0], up[:, 1], c_mp[0])
     lower_mp = _lid_at(lo[:, 0], lo[:, 1], c_mp[0])
-    mean, icov = _skin_model(crop, mask, upper_mp, lower_mp)
+    mean, icov = _skin_model(crop, upper_mp, lower_mp)
     diff = crop.reshape(-1, 3).astype(np.float64) - mean
     d2 = ((diff @ icov) * diff).sum(axis=1).reshape(CROP_H, CROP_W)
     skin_gray = float(mean.mean())

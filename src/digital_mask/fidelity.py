@@ -30,13 +30,18 @@ cut-offs would score the clip's own resting values, e.g. d6 reads 30 deg converg
 * strabismus (one rating per case: a deviation is a relation between the eyes): the primary-gaze
   deviation changed by at least ``metrics.DEVIATION_H_PD`` horizontally or
   ``metrics.DEVIATION_V_PD`` vertically against the unmodified piece;
-* nystagmus (per eye): ``metrics.diagnosis_flags``' ``nystagmus_<eye>`` of the case itself (a
-  narrow spectral peak, no baseline needed);
+* nystagmus (per eye): ``metrics.detect_nystagmus`` (its thresholds) on the eye's gaze change
+  against the unmodified piece (on a 3 s piece the detector run on the case alone also fires on
+  natural gaze shifts and misses real oscillations: reported as ``absolute_rules``);
 * ptosis / retraction (per eye): MRD1 lower / higher by at least ``LID_CHANGE_MM`` than on the
   unmodified piece.
 
 A value that cannot be measured (fewer than ``MIN_FRAMES`` usable frames) counts as "no" (nothing
-could be seen) and is counted in ``not_measurable``.
+could be seen). Controls are the baselines: under relative rules they are "no" by construction, so
+kappa and accuracy are over the simulated cases (a case x eye item for the per-eye conditions);
+the absolute clinical flags of ``metrics.diagnosis_flags`` (controls included) are reported beside
+them. A case whose condition the simulator could show in fewer than half of its frames (eyes too
+small, closed, or turned too far) is left out with a note.
 
 Cache: ``CACHE/pieces`` (the pieces), ``CACHE/selection`` (the piece choice per clip),
 ``CACHE/cases/<case>/`` (simulated clip + truth, keyed by a hash of the simulator and measurement
@@ -63,7 +68,7 @@ import numpy as np
 
 from . import __version__
 from .errors import InputError, MaskError, NoFaceError
-from .metrics import DEVIATION_H_PD, DEVIATION_V_PD, diagnosis_flags, prism_dioptres, summarize
+from .metrics import DEVIATION_H_PD, DEVIATION_V_PD, detect_nystagmus, diagnosis_flags, prism_dioptres, summarize
 from .types import EYE_NAMES
 
 log = logging.getLogger(__name__)
@@ -82,13 +87,21 @@ THRESHOLDS = {
     "strabismus": f"|deviation change vs the unmodified piece| >= {DEVIATION_H_PD:g} PD horizontal or >= "
                   f"{DEVIATION_V_PD:g} PD vertical (metrics.DEVIATION_H_PD / DEVIATION_V_PD); median over "
                   "frames with both eyes open in both videos; one rating per case",
-    "nystagmus": "metrics.diagnosis_flags nystagmus_<eye> of the case (spectral peak in 1-12 Hz >= 8x the "
-                 "background and >= 2 deg peak to peak); per eye",
+    "nystagmus": "metrics.detect_nystagmus with its own thresholds (spectral peak in 1-12 Hz >= 8x the power-law "
+                 "background and >= 2 deg peak to peak) on the gaze change of the eye against the unmodified piece "
+                 "(frames with that eye open in both videos); per eye",
     "ptosis": f"MRD1 change vs the unmodified piece <= -{LID_CHANGE_MM:g} mm (median over frames with that eye "
               "open in both videos); per eye",
     "retraction": f"MRD1 change vs the unmodified piece >= +{LID_CHANGE_MM:g} mm; per eye",
     "not_measurable": f"fewer than {MIN_FRAMES} usable frames: counted as 'no'",
+    "rated_items": "simulated cases only: under these relative rules a control compared with itself is 'no' by "
+                   "construction, so controls serve as baselines and are rated only under the absolute rules",
+    "simulated": f"a case counts only if the simulator showed the condition in >= {100 * 0.5:.0f} % of its frames",
+    "absolute_rules": "metrics.diagnosis_flags of each video alone (horizontal/vertical deviation flag != none, "
+                      "nystagmus_<eye>, ptosis_<eye> MRD1 < 2 mm, lid_retraction_<eye> MRD1 > 6.35 mm), controls "
+                      "included: reported in absolute_rules for comparison",
 }
+MIN_SHOWN_FRACTION = 0.5
 DEFAULT_VIDEOS = Path("../shared/data/videos")
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"})
 DEFAULT_CACHE = Path.home() / ".cache" / "digital-mask" / "fidelity"
@@ -265,13 +278,18 @@ def changes(case: dict[str, np.ndarray], base: dict[str, np.ndarray], summary: d
 
     Args:
         case, base: ``metrics.per_frame_table`` of the case and of its baseline (same length).
-        summary: ``metrics.summarize`` of the case (its nystagmus detection).
+        summary: ``metrics.summarize`` of the case alone (its absolute nystagmus detection, kept
+            for comparison as ``nystagmus_absolute``).
         shown: optional (T,) bool, frames where the condition is shown (truth); None = all.
+
+    Nystagmus: ``metrics.detect_nystagmus`` (its thresholds unchanged) on the gaze CHANGE of each
+    eye (case minus baseline, frames with that eye open in both): the natural gaze shifts of the
+    piece cancel, the simulated oscillation remains.
 
     Returns:
         ``{"deviation_h_pd", "deviation_v_pd", "mrd1_change_mm": {eye: x}, "nystagmus": {eye: bool},
-        "nystagmus_hz": {eye: x}, "nystagmus_p2p_deg": {eye: x}, "frames": {...}}``; None where fewer
-        than MIN_FRAMES frames were usable.
+        "nystagmus_hz": {eye: x}, "nystagmus_p2p_deg": {eye: x}, "nystagmus_absolute": {eye: bool},
+        "frames": {...}}``; None where fewer than MIN_FRAMES frames were usable.
     """
     n = min(len(case["time_s"]), len(base["time_s"]))
     sel = np.ones(n, bool) if shown is None else np.asarray(shown, bool)[:n]
@@ -289,17 +307,26 @@ def changes(case: dict[str, np.ndarray], base: dict[str, np.ndarray], summary: d
         col(base, "right_gaze_pitch_deg") - col(base, "left_gaze_pitch_deg"))
     out: dict = {"deviation_h_pd": _pd(_median(dh[both])), "deviation_v_pd": _pd(_median(dv[both])),
                  "mrd1_change_mm": {}, "nystagmus": {}, "nystagmus_hz": {}, "nystagmus_p2p_deg": {},
-                 "frames": {"both_open": int(both.sum())}}
-    flags = diagnosis_flags(summary) if "deviation" in summary else {}
+                 "nystagmus_absolute": {}, "frames": {"both_open": int(both.sum())}}
+    t = col(case, "time_s")
     for eye in EYE_NAMES:
         ok = sel & is_open(case, eye) & is_open(base, eye)
         out["frames"][f"{eye}_open"] = int(ok.sum())
         out["mrd1_change_mm"][eye] = _median((col(case, f"{eye}_mrd1_mm") - col(base, f"{eye}_mrd1_mm"))[ok])
-        ny = summary.get("nystagmus", {}).get(eye, {})
-        out["nystagmus"][eye] = bool(flags.get(f"nystagmus_{eye}", ny.get("detected", False)))
-        peak = ny if "frequency_hz" in ny else ny.get("strongest_peak", {})
-        out["nystagmus_hz"][eye] = peak.get("frequency_hz")
-        out["nystagmus_p2p_deg"][eye] = peak.get("amplitude_p2p_deg")
+        d_yaw = col(case, f"{eye}_gaze_yaw_deg") - col(base, f"{eye}_gaze_yaw_deg")
+        d_pitch = col(case, f"{eye}_gaze_pitch_deg") - col(base, f"{eye}_gaze_pitch_deg")
+        ok &= np.isfinite(d_yaw) & np.isfinite(d_pitch)
+        hz = p2p = None
+        detected = False
+        if ok.sum() >= MIN_FRAMES:
+            ny = detect_nystagmus(np.where(ok, d_yaw, np.nan), np.where(ok, d_pitch, np.nan), t, ok)
+            detected = bool(ny["detected"])
+            peak = ny if "frequency_hz" in ny else ny.get("strongest_peak", {})
+            hz, p2p = peak.get("frequency_hz"), peak.get("amplitude_p2p_deg")
+        out["nystagmus"][eye] = detected
+        out["nystagmus_hz"][eye] = hz
+        out["nystagmus_p2p_deg"][eye] = p2p
+        out["nystagmus_absolute"][eye] = bool(summary.get("nystagmus", {}).get(eye, {}).get("detected", False))
     return out
 
 
@@ -396,18 +423,21 @@ def case_errors(truth: dict, case_orig: dict, base_orig: dict, sum_orig: dict,
 # aggregate
 
 
-def aggregate(rows: list[dict]) -> dict:
+def aggregate(rows: list[dict], *, prefix: str = "", controls: bool = False) -> dict:
     """Per condition: kappa (original vs mask), accuracy of each against the truth, mean abs errors.
 
     ``rows``: per-case dicts with ``condition``, ``diagnosis_original``, ``diagnosis_mask``,
     ``truth_diagnosis`` (``diagnose`` layout) and ``errors`` (``case_errors``; None for controls).
+    prefix: read ``{prefix}diagnosis_original`` / ``_mask`` instead (``"absolute_"``).
+    controls: rate the control rows too (False for the relative rules: "no" by construction).
     """
     out: dict = {}
+    rated = [r for r in rows if controls or r["condition"] != "control"]
     for cond in CONDITIONS:
         orig, mask, truth = [], [], []
-        for r in rows:
-            orig += _items(r["diagnosis_original"], cond)
-            mask += _items(r["diagnosis_mask"], cond)
+        for r in rated:
+            orig += _items(r[f"{prefix}diagnosis_original"], cond)
+            mask += _items(r[f"{prefix}diagnosis_mask"], cond)
             truth += _items(r["truth_diagnosis"], cond)
         n = len(truth)
         kappa = cohen_kappa(orig, mask)
@@ -638,6 +668,9 @@ def evaluate_fidelity(
         progress: ``(stage, done, total)`` callback: "cases" plus the pipeline's stages.
         note: called with one line per skipped clip or failed case.
 
+    Raises:
+        InputError: ``videos`` is not a folder, a named clip is missing, or no case could be evaluated.
+
     Returns:
         The JSON-ready report: ``n_cases``, ``conditions`` (see ``aggregate``), ``accuracy_pct``,
         ``cases`` (per-case rows), ``clips``, ``notes``, ``thresholds``, ``versions``, ``runtime_s``.
@@ -680,6 +713,7 @@ def evaluate_fidelity(
         piece_paths[clip.name] = cut_piece(clip, choice, cache)
     cases = grid(list(piece_paths), max_cases)
     rows: list[dict] = []
+    excluded: list[dict] = []
     baselines: dict[str, dict] = {}
     acc: list[dict] = []
     mask_paths: dict[str, Path] = {}
@@ -708,19 +742,29 @@ def evaluate_fidelity(
             "diagnosis_original": diagnose(ch["original"]), "diagnosis_mask": diagnose(ch["mask"]),
             "changes_original": ch["original"], "changes_mask": ch["mask"],
             "absolute_flags_original": _abs_flags(sums["original"]), "absolute_flags_mask": _abs_flags(sums["mask"]),
+            "absolute_diagnosis_original": absolute_diagnosis(_abs_flags(sums["original"])),
+            "absolute_diagnosis_mask": absolute_diagnosis(_abs_flags(sums["mask"])),
             "errors": None if truth is None else case_errors(truth, res["original"], base["original"], sums["original"],
                                                              res["mask"], base["mask"], sums["mask"]),
             "accuracy_pct": res["accuracy_pct"], "seconds": res["seconds"], "cached": res["cached"],
             "illustration_frame": illustration_frame(truth, int(len(res["original"]["time_s"]))),
         }
-        if shown is not None and shown.sum() < MIN_FRAMES:
-            add_note(f"{case.case_id}: condition shown in only {int(shown.sum())} frames")
+        if shown is not None and shown.sum() < MIN_SHOWN_FRACTION * len(shown):
+            add_note(f"{case.case_id}: left out, the simulator showed the condition in only {int(shown.sum())} of "
+                     f"{len(shown)} frames")
+            excluded.append(row)
+            continue
         rows.append(row)
         acc.append(res["accuracy_pct"])
         mask_paths[case.case_id] = res["mask_path"]
     if progress:
         progress("cases", len(cases), len(cases))
+    if not rows:
+        raise InputError(f"{videos.name or videos}: no case could be evaluated ({'; '.join(notes) or 'no clip'})")
     conditions = aggregate(rows) if rows else {}
+    absolute = {c: {k: v[k] for k in ("kappa", "accuracy_original", "accuracy_mask", "items", "positives_truth",
+                                      "positives_original", "positives_mask", "agreement_table_original_rows_mask_cols")}
+                for c, v in aggregate(rows, prefix="absolute_", controls=True).items()} if rows else {}
     accuracy = {k: round(float(np.mean([a[k] for a in acc if a.get(k) is not None])), 3)
                 for k in ("eyeball_pct", "eyelid_pct")} if acc else {}
     return {
@@ -729,6 +773,7 @@ def evaluate_fidelity(
         "accuracy_pct": {**accuracy, "statistic": "mean over the masking runs of all cases (the paper's metric: "
                                                   "% of the distance between the eye centres)"},
         "n_cases_per_condition": {c: sum(r["condition"] == c for r in rows) for c in ("control", *CONDITIONS)},
+        "absolute_rules": absolute,
         "thresholds": THRESHOLDS,
         "method": {"baseline": "each measurement is case minus the unmodified piece, the original against the piece, "
                                "the mask against the mask of the piece; frames paired by index",
@@ -739,6 +784,7 @@ def evaluate_fidelity(
         "clips": chosen,
         "notes": notes,
         "cases": rows,
+        "cases_left_out": [{k: r[k] for k in ("case", "clip", "spec", "frames", "frames_shown")} for r in excluded],
         "versions": _versions(),
         "code_fingerprints": fp,
         "seconds_per_piece": seconds,
@@ -760,6 +806,15 @@ def illustration_frame(truth: dict | None, n: int) -> int:
         off = np.abs(np.asarray(pf["gaze_yaw_offset_deg"]) + np.asarray(pf["gaze_pitch_offset_deg"])).max(axis=1)
         return int(shown[np.argmax(off[shown])])
     return int(shown[np.argmin(np.abs(shown - n // 2))])
+
+
+def absolute_diagnosis(flags: dict) -> dict:
+    """``diagnose``'s layout from the absolute flags of ``_abs_flags`` (None / not measurable = no)."""
+    dev = any(flags[k] not in ("none", "not measurable", None) for k in ("horizontal_deviation", "vertical_deviation"))
+    return {"strabismus": bool(dev),
+            "nystagmus": {e: bool(flags[f"nystagmus_{e}"]) for e in EYE_NAMES},
+            "ptosis": {e: bool(flags[f"ptosis_{e}"]) for e in EYE_NAMES},
+            "retraction": {e: bool(flags[f"lid_retraction_{e}"]) for e in EYE_NAMES}}
 
 
 def _abs_flags(summary: dict) -> dict:
@@ -863,6 +918,6 @@ def write_report_json(report: dict, path: Path | str) -> Path:
 
 __all__ = [
     "CONDITIONS", "Case", "LID_CHANGE_MM", "THRESHOLDS", "aggregate", "build_grid", "case_errors", "changes",
-    "choose_piece", "clip_grid", "code_fingerprints", "cohen_kappa", "diagnose", "evaluate_fidelity",
+    "absolute_diagnosis", "choose_piece", "clip_grid", "code_fingerprints", "cohen_kappa", "diagnose", "evaluate_fidelity",
     "markdown_table", "public_report", "truth_labels", "write_case_images", "write_report_json",
 ]

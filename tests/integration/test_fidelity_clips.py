@@ -58,3 +58,16 @@ def test_fidelity_unknown_clip(clip, tmp_path, bad):
 
     with pytest.raises(InputError):
         evaluate_fidelity(clip("d10.mp4").parent, clips=[bad], cache_dir=tmp_path)
+
+
+def test_fidelity_cli_faceless_clip_fails_closed(clip, tmp_path):
+    from typer.testing import CliRunner
+
+    from digital_mask.cli import app
+
+    res = CliRunner().invoke(app, ["evaluate", "fidelity", "--videos", str(clip("no_face.mp4").parent), "--clip",
+                                   "no_face.mp4", "--cache-dir", str(tmp_path), "--quiet", "--json",
+                                   str(tmp_path / "f.json")])
+    assert res.exit_code == 1
+    assert "no_face.mp4: skipped (no face found)" in res.output
+    assert "error:" in res.output and not (tmp_path / "f.json").exists()

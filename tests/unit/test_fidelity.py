@@ -12,6 +12,7 @@ from digital_mask.fidelity import (
     CONDITIONS,
     LID_CHANGE_MM,
     Case,
+    absolute_diagnosis,
     aggregate,
     build_grid,
     case_errors,
@@ -130,12 +131,28 @@ def test_changes_against_the_baseline():
     assert ch["mrd1_change_mm"] == {"right": pytest.approx(0.0), "left": pytest.approx(-2.5)}
     d = diagnose(ch)
     assert d["strabismus"] and d["ptosis"] == {"right": False, "left": True}
-    assert d["nystagmus"] == {"right": False, "left": False}
-    assert ch["nystagmus_hz"]["right"] == 4.0  # the strongest peak when none is detected
+    assert d["nystagmus"] == {"right": False, "left": False}  # constant gaze change: no rhythm
     # too few frames with the eye open in both videos: not measurable
     ch = changes(_table(closed_right=35), base, _summary(True))
     assert ch["mrd1_change_mm"]["right"] is None and ch["deviation_h_pd"] is None
-    assert ch["nystagmus"] == {"right": True, "left": True}
+    assert ch["nystagmus_hz"]["right"] is None and not ch["nystagmus"]["right"]
+    assert ch["nystagmus_absolute"] == {"right": True, "left": True}  # the case's own detection, kept aside
+
+
+def test_changes_detects_an_oscillation_of_the_gaze_change_only():
+    n = 90
+    t = np.arange(n) / 30.0
+    base = _table(n)
+    case = _table(n)
+    drift = 10.0 * np.sin(2 * np.pi * 0.4 * t)  # natural slow gaze shifts, in both videos
+    for name in ("right", "left"):
+        base[f"{name}_gaze_yaw_deg"] = drift.copy()
+        case[f"{name}_gaze_yaw_deg"] = drift + 2.5 * np.sin(2 * np.pi * 4.0 * t)
+    case["left_gaze_yaw_deg"] = drift + 0.2 * np.sin(2 * np.pi * 4.0 * t)  # below 2 deg peak to peak
+    ch = changes(case, base, _summary(False))
+    assert ch["nystagmus"] == {"right": True, "left": False}
+    assert ch["nystagmus_hz"]["right"] == pytest.approx(4.0, abs=0.1)
+    assert diagnose(ch)["nystagmus"] == {"right": True, "left": False}
 
 
 def test_truth_labels():
@@ -191,9 +208,8 @@ def test_case_errors_nystagmus_gain():
     for name in ("right", "left"):
         case_o[f"{name}_gaze_yaw_deg"] = 0.9 * w
         case_m[f"{name}_gaze_yaw_deg"] = 0.5 * w
-    e = case_errors(truth, case_o, base, _summary(True, 4.1), case_m, base, _summary(True, 3.8))
-    assert e["abs_error_original"] == pytest.approx(0.1)
-    assert e["abs_error_mask"] == pytest.approx(0.2)
+    e = case_errors(truth, case_o, base, _summary(False), case_m, base, _summary(False))
+    assert e["abs_error_original"] < 0.1 and e["abs_error_mask"] < 0.1  # Hz
     assert e["amplitude_original_pp_deg"] == pytest.approx(5.4)
     assert e["amplitude_abs_error_mask_deg"] == pytest.approx(3.0)
 
@@ -201,8 +217,10 @@ def test_case_errors_nystagmus_gain():
 def test_aggregate_layout_and_values():
     neg = truth_labels(None)
     pos = truth_labels({"name": "ptosis", "eye": "right"})
+    yes = {**neg, "ptosis": {"right": True, "left": True}}
     rows = [
-        {"condition": "control", "truth_diagnosis": neg, "diagnosis_original": neg, "diagnosis_mask": neg, "errors": None},
+        # a control is 'no' under relative rules by construction: not rated (this one would count as wrong)
+        {"condition": "control", "truth_diagnosis": neg, "diagnosis_original": yes, "diagnosis_mask": yes, "errors": None},
         {"condition": "ptosis", "truth_diagnosis": pos, "diagnosis_original": pos, "diagnosis_mask": neg,
          "errors": {"condition": "ptosis", "abs_error_original": 0.2, "abs_error_mask": 1.0}},
         {"condition": "ptosis", "truth_diagnosis": pos, "diagnosis_original": pos, "diagnosis_mask": pos,
@@ -213,15 +231,31 @@ def test_aggregate_layout_and_values():
     for c in agg.values():
         assert {"kappa", "accuracy_original", "accuracy_mask", "abs_error_original", "abs_error_mask", "unit"} <= set(c)
     p = agg["ptosis"]
-    assert p["items"] == 6 and p["positives_truth"] == 2
-    # original right eye: yes, yes, no(control) vs mask: no, yes, no; left: all no
-    assert p["kappa"] == pytest.approx(cohen_kappa([0, 1, 1, 0, 0, 0], [0, 0, 1, 0, 0, 0]), abs=1e-3)
+    assert p["items"] == 4 and p["positives_truth"] == 2
+    # items (case x eye): original yes, no, yes, no vs mask no, no, yes, no
+    assert p["kappa"] == pytest.approx(cohen_kappa([1, 0, 1, 0], [0, 0, 1, 0]), abs=1e-3)
+    assert p["kappa"] == pytest.approx(0.5)
     assert p["accuracy_original"] == pytest.approx(1.0)
-    assert p["accuracy_mask"] == pytest.approx(5 / 6, abs=1e-3)
+    assert p["accuracy_mask"] == pytest.approx(3 / 4)
     assert p["abs_error_original"] == pytest.approx(0.3)
     assert p["abs_error_mask"] == pytest.approx(1.0)
     assert agg["strabismus"]["kappa"] is None  # nobody says yes: undefined, not 1
-    assert agg["strabismus"]["items"] == 3
+    assert agg["strabismus"]["items"] == 2
+    with_controls = aggregate([{**r, "absolute_diagnosis_original": r["diagnosis_original"],
+                                "absolute_diagnosis_mask": r["diagnosis_mask"]} for r in rows],
+                              prefix="absolute_", controls=True)
+    assert with_controls["ptosis"]["items"] == 6
+    assert with_controls["ptosis"]["accuracy_original"] == pytest.approx(4 / 6, abs=1e-3)
+
+
+def test_absolute_diagnosis_from_metrics_flags():
+    flags = {"horizontal_deviation": "none", "vertical_deviation": "not measurable", "nystagmus_right": False,
+             "nystagmus_left": True, "ptosis_right": None, "ptosis_left": True, "lid_retraction_right": True,
+             "lid_retraction_left": False}
+    d = absolute_diagnosis(flags)
+    assert d == {"strabismus": False, "nystagmus": {"right": False, "left": True},
+                 "ptosis": {"right": False, "left": True}, "retraction": {"right": True, "left": False}}
+    assert absolute_diagnosis({**flags, "horizontal_deviation": "eso"})["strabismus"]
 
 
 # ---------------------------------------------------------------------------------------- grid
