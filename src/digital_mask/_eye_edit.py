@@ -308,6 +308,20 @@ def _eval_sclera(coef: np.ndarray, geom: EyeGeometry, s: np.ndarray, t: np.ndarr
     return (_design(geom, np.clip(s, *s_range), np.clip(t, *t_range)) @ coef).astype(np.float32)
 
 
+def _visible_sclera(roi_img: np.ndarray, roi: _Roi, geom: EyeGeometry, a_open: np.ndarray, center: np.ndarray,
+                    radius_px: float) -> tuple[np.ndarray, float, tuple[float, float], tuple[float, float]] | None:
+    """The sclera colour model fitted in the ROI and the (s, t) ranges of the fully open pixels it
+    may be evaluated over (the whole eye when none is fully open), or None without enough sclera."""
+    model = sclera_model(roi_img, roi, geom, center, radius_px)
+    if model is None:
+        return None
+    coef, sd = model
+    ok = a_open > 0.99
+    if not ok.any():
+        return coef, sd, (geom.s0, geom.s1), (-1.0, 1.0)
+    return coef, sd, (float(roi.s[ok].min()), float(roi.s[ok].max())), (float(roi.t[ok].min()), float(roi.t[ok].max()))
+
+
 def _sclera_fill(roi_img: np.ndarray, roi: _Roi, geom: EyeGeometry, center: np.ndarray, radius_px: float,
                  model_rgb: np.ndarray, model_sd: float) -> np.ndarray:
     """Sclera for the inside of a disc (``radius_px`` around ``center``): the disc is inpainted
@@ -395,13 +409,10 @@ def move_iris(rgb: np.ndarray, geom: EyeGeometry, center: np.ndarray, radius_px:
     img = rgb.astype(np.float32)
     roi_img = img[roi.y0:roi.y1, roi.x0:roi.x1]
     a_open = geom.opening_alpha(roi.s, roi.t)
-    model = sclera_model(roi_img, roi, geom, center, radius_px)
-    if model is None:
+    visible = _visible_sclera(roi_img, roi, geom, a_open, center, radius_px)
+    if visible is None:
         return None
-    coef, sd = model
-    ok = a_open > 0.99
-    s_rng = (float(roi.s[ok].min()), float(roi.s[ok].max())) if ok.any() else (geom.s0, geom.s1)
-    t_rng = (float(roi.t[ok].min()), float(roi.t[ok].max())) if ok.any() else (-1.0, 1.0)
+    coef, sd, s_rng, t_rng = visible
     model_rgb = _eval_sclera(coef, geom, roi.s, roi.t, s_rng, t_rng)
     # 1. remove the iris: sclera where it was (a little wider: the limbus shades into the sclera)
     r_rm = radius_px + 2.0
@@ -479,13 +490,10 @@ def shift_upper_lid(rgb: np.ndarray, geom: EyeGeometry, center: np.ndarray, radi
     eyeball = roi_img
     if a < 0:  # raised: synthesise the uncovered band (sclera + completed iris)
         a_open = geom.opening_alpha(roi.s, roi.t)
-        model = sclera_model(roi_img, roi, geom, center, radius_px)
-        if model is None:
+        visible = _visible_sclera(roi_img, roi, geom, a_open, center, radius_px)
+        if visible is None:
             return None
-        coef, sd = model
-        ok = a_open > 0.99
-        s_rng = (float(roi.s[ok].min()), float(roi.s[ok].max()))
-        t_rng = (float(roi.t[ok].min()), float(roi.t[ok].max()))
+        coef, sd, s_rng, t_rng = visible
         # the sclera under the lid: evaluated no higher than the visible sclera (no extrapolation)
         sclera = _eval_sclera(coef, geom, roi.s, roi.t, s_rng, t_rng)
         # darker just under the new margin (lid and lash shadow), as in real eyes

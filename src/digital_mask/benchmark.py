@@ -125,7 +125,8 @@ def evaluate_speed(video: Path, *, seconds: float = 4.0, repeats: int = 5,
         for res in resolutions:
             clip = tmp / f"clip_{res}.mp4"
             n = make_clip(video, clip, seconds=seconds, size=None if res == "native" else RESOLUTIONS[res])
-            width, height = probe_video(clip).width, probe_video(clip).height
+            probed = probe_video(clip)
+            width, height = probed.width, probed.height
             say(f"{res}: {width}x{height}, {n} frames, warm-up")
             contenders = {"ours": lambda: _ours_cmd(clip, tmp / "ours.mp4", tmp / "ours.json"),
                           "floor": lambda: _floor_cmd(clip, tmp / "floor.mp4")}

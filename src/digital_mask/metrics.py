@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import signal
-from scipy.spatial.transform import Rotation
 
 from .types import EYE_NAMES, IRIS_DIAMETER_MM, EyeTrack, FaceFit, LandmarkTrack
 
