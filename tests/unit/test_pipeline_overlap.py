@@ -1,4 +1,4 @@
-"""The overlapped stages (decode ahead of tracking, encode behind rendering) keep order and errors."""
+"""The overlapped stages (decode ahead of tracking, eyes and encode in their own threads) keep order and errors."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from digital_mask.pipeline import PIPELINE_DEPTH, StageTimer, _BackgroundWriter, _prefetch
+from digital_mask.pipeline import PIPELINE_DEPTH, StageTimer, _InBackground, _prefetch
 
 
 def test_prefetch_keeps_order_and_runs_in_another_thread():
@@ -49,25 +49,41 @@ def test_prefetch_stays_at_most_depth_ahead():
     assert len(produced) <= 10 + 1 + PIPELINE_DEPTH
 
 
-def test_background_writer_writes_everything_in_order():
-    written = []
-    writer = _BackgroundWriter(lambda rgb, pts: written.append((int(rgb[0, 0, 0]), pts)))
+def test_in_background_calls_everything_in_order_in_another_thread():
+    written, threads = [], set()
+
+    def write(rgb, pts):
+        threads.add(threading.current_thread().name)
+        written.append((int(rgb[0, 0, 0]), pts))
+
+    writer = _InBackground(write)
     for i in range(40):
-        writer.write(np.full((2, 2, 3), i, np.uint8), 1000 + i)
+        writer.submit(np.full((2, 2, 3), i, np.uint8), 1000 + i)
     writer.finish()
     assert written == [(i, 1000 + i) for i in range(40)]
+    assert threading.current_thread().name not in threads
 
 
-def test_background_writer_reraises_an_encoding_error():
+def test_in_background_reraises_an_encoding_error():
     def write(rgb, pts):
         if pts == 5:
             raise RuntimeError("disk full")
 
-    writer = _BackgroundWriter(write)
     with pytest.raises(RuntimeError, match="disk full"):
-        for i in range(20):
-            writer.write(np.zeros((2, 2, 3), np.uint8), i)
-        writer.finish()
+        with _InBackground(write) as writer:
+            for i in range(20):
+                writer.submit(np.zeros((2, 2, 3), np.uint8), i)
+
+
+def test_in_background_keeps_the_callers_error_and_stops():
+    calls = []
+    with pytest.raises(KeyError, match="render failed"):
+        with _InBackground(calls.append, depth=2) as background:
+            for i in range(10):
+                background.submit(i)
+                if i == 3:
+                    raise KeyError("render failed")
+    assert calls == list(range(len(calls))) and len(calls) <= 4
 
 
 def test_stage_timer_counts_per_stage():
