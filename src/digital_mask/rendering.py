@@ -20,6 +20,7 @@ Pixel (row i, column j) is centred on image point (x=j, y=i), as in OpenCV.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from types import TracebackType
 
@@ -98,7 +99,9 @@ void main() {
     if (n.z > 0.0) n = -n;  // the viewer looks along +z
     float lambert = max(dot(n, light), 0.0);
     vec3 h = normalize(light + vec3(0.0, 0.0, -1.0));
-    float spec = pow(max(dot(n, h), 0.0), 24.0);
+    float s1 = max(dot(n, h), 0.0);  // spec = s1^24 by squaring: llvmpipe's pow() costs ~1 ms a 720p frame
+    float s8 = s1 * s1; s8 *= s8; s8 *= s8;
+    float spec = s8 * s8 * s8;
     f_color = vec4(v_color * (0.34 + 0.72 * lambert) + 0.05 * spec, 1.0);
 }
 """
@@ -265,6 +268,11 @@ class AvatarRenderer:
             raise ValueError(f"render size must be at least 16x16 px, got {width}x{height}")
         import moderngl  # local: importing digital_mask must not need OpenGL
 
+        if (os.cpu_count() or 1) <= 2:
+            # Mesa llvmpipe's rasteriser threads: on 2 cores, where the pipeline already runs
+            # rendering beside encoding, they cost ~25 % more CPU than they save (read at the
+            # first context; an explicit LP_NUM_THREADS wins).
+            os.environ.setdefault("LP_NUM_THREADS", "0")
         try:
             self._ctx = moderngl.create_standalone_context(backend="egl")
         except Exception as exc:  # moderngl raises plain Exception subclasses from the driver
@@ -295,7 +303,7 @@ class AvatarRenderer:
             )
         else:
             self._fbo_ms = None
-        self._readback = np.empty((self.height, self.width, 3), np.uint8)
+        self._readback = np.empty((self.height, self.width, 4), np.uint8)  # RGBA: Mesa's fast read path
 
         self._face_prog = ctx.program(vertex_shader=_FACE_VS, fragment_shader=_FACE_FS)
         defines = "".join(f"#define {name} vec3({r:.4f}, {g:.4f}, {b:.4f})\n" for name, (r, g, b) in
@@ -455,8 +463,9 @@ class AvatarRenderer:
             self._eye_vao.render(mode=ctx.TRIANGLE_STRIP)
         if self._fbo_ms is not None:
             ctx.copy_framebuffer(self._fbo, self._fbo_ms)
-        self._fbo.read_into(self._readback, components=3, alignment=1)
-        return self._readback[::-1].copy()
+        self._fbo.read_into(self._readback, components=4, alignment=1)
+        # bottom-up RGBA -> top-down RGB, a new array (0.5 vs 1.1 ms at 720p reading RGB)
+        return cv2.cvtColor(cv2.flip(self._readback, 0), cv2.COLOR_RGBA2RGB)
 
     def neutral_frame(self) -> np.ndarray:
         """What an untracked frame shows: the template frontal, eyes open, and "tracking lost"."""
