@@ -248,6 +248,7 @@ class VideoWriter:
         rate: nominal frames per second (rate control hint only), None when unknown.
         crf: x264 constant rate factor (0-51, lower = better quality, 18 = visually lossless).
         preset: x264 speed preset, e.g. "veryfast", "medium".
+        x264_options: further libx264 options (e.g. ``{"tune": "animation", "threads": "2"}``).
 
     Attributes:
         frames_written: number of frames written so far.
@@ -263,12 +264,14 @@ class VideoWriter:
         *,
         crf: int = 18,
         preset: str = "veryfast",
+        x264_options: dict[str, str] | None = None,
     ) -> None:
         self.path = path
         self.width, self.height = width, height
         self.time_base = Fraction(time_base)
         self.rate = rate
         self.crf, self.preset = crf, preset
+        self.x264_options = dict(x264_options or {})
         self.frames_written = 0
         self._temp_path = path.with_name(f".{path.stem}.partial{path.suffix}")
         self._container: av.container.OutputContainer | None = None
@@ -293,7 +296,7 @@ class VideoWriter:
             stream.pix_fmt = "yuv420p"
             stream.time_base = self.time_base
             stream.codec_context.time_base = self.time_base
-            stream.options = {"crf": str(self.crf), "preset": self.preset}
+            stream.options = {"crf": str(self.crf), "preset": self.preset, **self.x264_options}
             self._stream = stream
             self._bsf = av.bitstream.BitStreamFilterContext(_DROP_SEI, "h264")
         except (av.FFmpegError, ValueError):
