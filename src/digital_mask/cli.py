@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from . import __version__
-from .errors import MaskError
+from .errors import InputError, MaskError
 
 app = typer.Typer(
     name="digital-mask",
@@ -146,17 +146,22 @@ def demo(
 def evaluate_speed_cmd(
     video: Annotated[Path, typer.Argument(help="Clip to time (a face video).")],
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the results as JSON.")] = None,
-    seconds: Annotated[float, typer.Option(help="Seconds of the clip to time per run.")] = 4.0,
+    seconds: Annotated[float, typer.Option(help="Seconds of the clip to time per run (looped if shorter).")] = 10.0,
     repeats: Annotated[int, typer.Option(min=1, help="Timed runs per contender (after one warm-up).")] = 5,
     memory: Annotated[bool, typer.Option(help="Also measure peak memory on 10 s and 60 s clips.")] = True,
+    resolution: Annotated[Optional[list[str]], typer.Option("--resolution", "-r", help="Only this size: native, 480p, 720p or 1080p (repeatable; default all).")] = None,
 ) -> None:
     """Frames/s end to end and per stage at several resolutions, against the codec floor and deface."""
-    from .benchmark import evaluate_speed
+    from .benchmark import RESOLUTIONS, evaluate_speed
     from .io import probe_video
 
+    sizes = tuple(resolution or ("native", *RESOLUTIONS))
+    for res in sizes:
+        if res != "native" and res not in RESOLUTIONS:
+            _fail(InputError(f"unknown resolution {res!r}; choose native, {', '.join(RESOLUTIONS)}"))
     try:
         probe_video(video)
-        result = evaluate_speed(video, seconds=seconds, repeats=repeats, memory=memory,
+        result = evaluate_speed(video, seconds=seconds, repeats=repeats, memory=memory, resolutions=sizes,
                                 progress=lambda msg: err.print(msg, highlight=False))
     except MaskError as exc:
         _fail(exc)
@@ -164,7 +169,8 @@ def evaluate_speed_cmd(
         json_out.write_text(json.dumps(result, indent=2) + "\n")
     for res, r in result["results"].items():
         deface = f"{r['deface_fps']:.1f}" if r["deface_fps"] else "n/a"
-        out.print(f"{res:>6} {r['width']}x{r['height']}: ours {r['fps']:.1f} frames/s, floor {r['floor_fps']:.1f}, "
+        out.print(f"{res:>6} {r['width']}x{r['height']}: ours {r['fps']:.1f} frames/s "
+                  f"({r['fps_after_startup']:.1f} after {r['startup_s']:.1f} s start-up), floor {r['floor_fps']:.1f}, "
                   f"deface {deface}; stages ms/frame {r['stages_ms']}")
     for k, v in result["memory"].items():
         out.print(f"{k}: {v} MiB")
