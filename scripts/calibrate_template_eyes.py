@@ -1,88 +1,79 @@
-"""Calibrate where the template's eyeballs sit so that measuring a mask reads back its gaze.
+"""Calibrate the primary-gaze convention on our rendered template, the one face whose truth we know.
 
-The eye measurement defines primary gaze by an anatomical convention (eyeball centre behind the
-midpoint of MediaPipe's eye corners, ``fitting.eyeball_centers_cm``). MediaPipe perceives the
-rendered template's corners a little off the canonical ones, so the template's eyeballs must sit
-where that convention puts them, or every mask reads back a constant gaze offset.
+The eye measurement puts each eyeball centre at a fixed offset from MediaPipe landmarks beside the
+eye (``fitting.eyeball_centers_cm``). MediaPipe places those landmarks on the rendered template a
+little off (by an amount that depends on the landmark's label, not on the image: mirroring the
+render does not move it), so a mask would read back a constant gaze offset per eye. This script
+renders the template looking straight ahead (gaze 0) while the head moves smoothly, measures it
+with the real pipeline and prints the per-eye offsets (head cm) that make the read-back zero: put
+them in ``fitting.PRIMARY_GAZE_OFFSET_CM``. With ``--gaze`` it also renders clips held at other
+gazes and prints the read-back slope (how much of a constant deviation the measurement sees).
 
-This renders the template at gaze 0 under several head poses, measures it with the real pipeline
-and moves the eyeball centres by the gaze read back, a few times. It prints the centres to put in
-``_template.EYEBALL_CENTERS_CM``. Usage:
-
-    python scripts/calibrate_template_eyes.py [ITERATIONS] [--hold N] [--gaze YAW ...]
-
-``--hold N`` shows each head pose for N consecutive frames (default 3): MediaPipe's video mode
-lags a pose that jumps every frame, which adds noise that real videos do not have (``--hold 1``
-is the original protocol). ``--gaze`` renders several gaze yaws interleaved in ONE video (as in a
-real recording, one neutral shape for all) and prints the read-back per gaze and the slope.
+    python scripts/calibrate_template_eyes.py [--gaze 10 ...]
 """
 
 from __future__ import annotations
 
 import argparse
 import tempfile
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from digital_mask import rendering
-from digital_mask.fitting import fit_face
+from digital_mask import fitting, rendering
 from digital_mask.io import VideoWriter
 from digital_mask.pipeline import measure
-from digital_mask.types import AvatarFrame
+from digital_mask.types import AvatarFrame, EyeTrack, LandmarkTrack
 
-W, H, SCALE = 640, 480, 22.0
+W, H, SCALE, FPS, SECONDS = 640, 480, 22.0, 30, 6.0
+LIDS_MM = 4.5  # both margins: the fissure middle at the iris centre, primary gaze by definition
 
 
-def read_back_gaze(path: Path, hold: int = 3, gaze_yaws: tuple[float, ...] = (0.0,)) -> dict[float, tuple[np.ndarray, np.ndarray]]:
-    """Render frames at the given gaze yaws under varied head poses; return measured (yaw, pitch)
-    per eye, median per gaze."""
-    poses = [(y, p) for y in (-15, -7, 0, 7, 15) for p in (-8, 0, 8)]
-    gazes: list[float] = []
-    with rendering.AvatarRenderer(W, H) as renderer, VideoWriter(path, W, H, Fraction(1, 15360), Fraction(30)) as w:
-        i = 0
-        for yaw, pitch in poses * (2 if hold == 1 else 1):
+def render_clip(path: Path, gaze_yaw: float, gaze_pitch: float = 0.0) -> None:
+    """The template at a constant gaze while the head turns (+-15 deg) and nods (+-8 deg) smoothly."""
+    n = int(FPS * SECONDS)
+    with rendering.AvatarRenderer(W, H) as renderer, VideoWriter(path, W, H, Fraction(1, 15360), Fraction(FPS)) as w:
+        for i in range(n):
+            t = i / FPS
+            yaw, pitch = 15.0 * np.sin(2 * np.pi * t / SECONDS), 8.0 * np.sin(4 * np.pi * t / SECONDS)
             rot = Rotation.from_euler("yx", [yaw, pitch], degrees=True).as_matrix() @ np.diag([1.0, -1.0, -1.0])
-            for g in gaze_yaws:
-                frame = AvatarFrame(True, rot, SCALE, np.array([W / 2, H / 2 + 20, 0.0]), np.zeros((468, 3), np.float32),
-                                    np.full(2, g), np.zeros(2), np.array([4.0, 4.0]), np.array([5.0, 5.0]))
-                image = renderer.render(frame)
-                for _ in range(hold):
-                    w.write(image, i * 512)
-                    gazes.append(g)
-                    i += 1
-    track, eyes = measure(path)
-    fit = fit_face(track, eyes)
-    g_arr = np.array(gazes)
-    return {g: (np.median(fit.gaze_yaw_deg[g_arr == g], axis=0), np.median(fit.gaze_pitch_deg[g_arr == g], axis=0))
-            for g in gaze_yaws}
+            frame = AvatarFrame(True, rot, SCALE, np.array([W / 2, H / 2 + 20, 0.0]), np.zeros((468, 3), np.float32),
+                                np.full(2, gaze_yaw), np.full(2, gaze_pitch), np.full(2, LIDS_MM), np.full(2, LIDS_MM))
+            w.write(renderer.render(frame), i * 512)
+
+
+def read_back(track: LandmarkTrack, eyes: EyeTrack) -> tuple[np.ndarray, np.ndarray, float]:
+    """Median measured (yaw, pitch) per eye (deg) and the iris centre orbit radius (head cm)."""
+    fit = fitting.fit_face(track, eyes)
+    ok = fit.tracked
+    return np.median(fit.gaze_yaw_deg[ok], 0), np.median(fit.gaze_pitch_deg[ok], 0), fit.iris_orbit_cm
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("iterations", nargs="?", type=int, default=3)
-    parser.add_argument("--hold", type=int, default=3, help="frames per head pose (1 = jump every frame)")
-    parser.add_argument("--gaze", type=float, nargs="+", default=[0.0], help="gaze yaws, one video")
+    parser.add_argument("--gaze", type=float, nargs="*", default=[], help="also held gaze yaws: read-back slope")
     args = parser.parse_args()
-    centers = rendering.EYEBALL_CENTERS_CM  # adjusted in place for the next iteration
-    radius = rendering.EYEBALL_RADIUS_CM
-    gazes = tuple(args.gaze)
     with tempfile.TemporaryDirectory() as tmp:
-        for it in range(args.iterations + 1):
-            result = read_back_gaze(Path(tmp) / f"calib{it}.mp4", args.hold, gazes)
-            for g, (yaw, pitch) in result.items():
-                print(f"iteration {it}: centres {np.round(centers, 3).tolist()} gaze {g:+.0f}: read back yaw "
-                      f"{np.round(yaw, 2)} pitch {np.round(pitch, 2)}")
-            if len(gazes) > 1:
-                lo, hi = min(gazes), max(gazes)
-                print(f"  slope {np.round((result[hi][0] - result[lo][0]) / (hi - lo), 3)}")
-            if it == args.iterations or 0.0 not in result:
-                break
-            yaw, pitch = result[0.0]
-            centers[:, 0] -= radius * np.sin(np.radians(yaw))
-            centers[:, 1] -= radius * np.sin(np.radians(pitch))
+        path = Path(tmp) / "primary.mp4"
+        render_clip(path, 0.0)
+        track, eyes = measure(path)
+        offsets = fitting.PRIMARY_GAZE_OFFSET_CM.copy()
+        for it in range(4):  # the read-back is nearly linear in the offset: a few steps converge
+            yaw, pitch, radius = read_back(track, eyes)
+            print(f"step {it}: offsets {np.round(offsets, 4).tolist()} read back yaw {np.round(yaw, 2)} pitch {np.round(pitch, 2)}")
+            offsets[:, 0] += radius * np.sin(np.radians(yaw))
+            offsets[:, 1] += radius * np.sin(np.radians(pitch))
+            fitting.PRIMARY_GAZE_OFFSET_CM[:] = offsets
+        print(f"PRIMARY_GAZE_OFFSET_CM = np.array({np.round(offsets, 3).tolist()})")
+        base = read_back(track, eyes)[0]
+        for g in args.gaze:
+            p = Path(tmp) / f"gaze{g}.mp4"
+            render_clip(p, g)
+            yaw = read_back(*measure(p))[0]
+            print(f"held gaze {g:+.0f}: read back yaw {np.round(yaw, 2)}, slope {np.round((yaw - base) / g, 3)}")
 
 
 if __name__ == "__main__":

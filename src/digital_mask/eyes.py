@@ -178,9 +178,18 @@ def _lids_at(gray: np.ndarray, nonskin: np.ndarray, thr: float, center: np.ndarr
     prof = np.convolve(prof, np.ones(3) / 3, mode="same")
     lo_y = int(max(0, upper_mp - 0.2 * CROP_EYE_W))
     hi_y = int(min(CROP_H - 1, lower_mp + 0.15 * CROP_EYE_W))
-    rows = np.flatnonzero(prof[lo_y : hi_y + 1] >= 0.5) + lo_y
-    if not rows.size:  # iris seen but no band (e.g. very dark skin model): MediaPipe's lids
+    band = prof >= 0.5
+    cy = int(np.clip(round(center[1]), lo_y, hi_y))
+    if not band[cy]:  # iris seen but no band (e.g. very dark skin model): MediaPipe's lids
         return upper_mp, lower_mp
+    # The band that holds the iris centre: a dark brow or lid crease above the margin is a band
+    # of its own unless it touches the opening.
+    top, bottom = cy, cy
+    while top > lo_y and band[top - 1]:
+        top -= 1
+    while bottom < hi_y and band[bottom + 1]:
+        bottom += 1
+    rows = np.array([top, bottom])
     # Upper margin: top of the non-skin band, minus the lash line above the margin. The lash
     # thickness is read beside the iris, where the margin is the top of the bright sclera.
     # Lower margin: outer extent of the band (the iris's lighter lower half must not end it early).

@@ -23,13 +23,23 @@ from scipy.spatial.transform import Rotation
 
 from .errors import NoFaceError
 from .models import CANONICAL_FACE_MESH, model_path
-from .types import IRIS_DIAMETER_MM, EyeTrack, FaceFit, LandmarkTrack
+from .types import EYEBALL_RADIUS_MM, IRIS_DIAMETER_MM, LIMBUS_DEPTH_RADII, EyeTrack, FaceFit, LandmarkTrack
 
-EYEBALL_RADIUS_MM = 12.0
 EYE_CORNERS = ((33, 133), (263, 362))
 LID_APEXES = ((159, 145), (386, 374))  # upper, lower lid apex landmarks per eye
+# Horizontal eyeball reference per eye: a point beside the outer canthus and one beside the inner
+# canthus, outside the lids. MediaPipe drags its eye contour along with the iris (corners by 10-35 %
+# of a constant deviation, more on rendered faces than on real ones); these points move 3-7 %,
+# alike on both (measured with simulated squints, docs/conventions.md).
+EYE_REFERENCE = ((35, 245), (265, 465))
+# Per-eye (x, y) shift (head cm) of the eyeball centres so that MediaPipe on our rendered template,
+# the one face whose truth we know, reads its primary gaze as 0 (scripts/calibrate_template_eyes.py).
+PRIMARY_GAZE_OFFSET_CM = np.array([[-0.052, 0.097], [-0.124, 0.136]])
 # Eyeball centre depth behind the corner midpoint, in eyeball radii (cornea apex ~0.45 R ahead).
 EYEBALL_DEPTH_RADII = 0.55
+# Eyes turn at most ~50 deg from straight ahead (ductions); a reading beyond that is an iris deep in
+# the canthus, measured off its visible part: kept at the limit (the mask then shows it there).
+GAZE_LIMIT_DEG = 50.0
 MAX_RESIDUAL_CM = 1.0  # rigid-fit RMS above this (head cm; faces differ from the canonical by ~0.4) is untrustworthy
 
 
@@ -64,13 +74,22 @@ def canonical_face() -> CanonicalFace:
 def eyeball_centers_cm(shape_cm: np.ndarray, radius_cm: float) -> np.ndarray:
     """Eyeball centres (2, 3) in head coordinates for a neutral face shape (468, 3).
 
-    x: each eye's corner midpoint. y: the middle of the palpebral fissure (lid apexes), averaged
-    over BOTH eyes, so a one-sided ptosis cannot fake a vertical squint (MediaPipe's corners sit
-    too low to define primary gaze: they read ~10-20 deg up on real faces). z: behind the corners.
+    x: the midpoint of the eye's reference points (``EYE_REFERENCE``) plus their offset to the
+    corner midpoint on the canonical face: not the corners themselves, which MediaPipe drags along
+    with a deviated iris. y: the middle of the palpebral fissure (lid apexes), averaged over BOTH
+    eyes, so a one-sided ptosis cannot fake a vertical squint (MediaPipe's corners sit too low to
+    define primary gaze: they read ~10-20 deg up on real faces). z: behind the corners. Then the
+    template calibration ``PRIMARY_GAZE_OFFSET_CM``.
     """
+    canonical = canonical_face().vertices_cm
     centers = np.array([(shape_cm[a] + shape_cm[b]) / 2 for a, b in EYE_CORNERS])
+    for e, ref in enumerate(EYE_REFERENCE):
+        a, b = EYE_CORNERS[e]
+        to_corners = (canonical[a, 0] + canonical[b, 0]) / 2 - canonical[list(ref), 0].mean()
+        centers[e, 0] = shape_cm[list(ref), 0].mean() + to_corners
     centers[:, 1] = np.mean([(shape_cm[u, 1] + shape_cm[l, 1]) / 2 for u, l in LID_APEXES])
     centers[:, 2] -= EYEBALL_DEPTH_RADII * radius_cm
+    centers[:, :2] += PRIMARY_GAZE_OFFSET_CM
     return centers
 
 
@@ -162,36 +181,18 @@ def fit_face(
     mm_per_unit = IRIS_DIAMETER_MM / (2.0 * r_iris)
     radius = EYEBALL_RADIUS_MM / mm_per_unit
     centers = eyeball_centers_cm(neutral, radius)
+    orbit = radius * LIMBUS_DEPTH_RADII  # the iris centre turns on this sphere
 
-    yaw = np.full((n, 2), np.nan)
-    pitch = np.full((n, 2), np.nan)
-    upper = np.full((n, 2), np.nan)
-    lower = np.full((n, 2), np.nan)
-    for i in np.flatnonzero(tracked):
-        rot, s, t = rotations[i], scales[i], trans[i]
-        view = rot.T @ np.array([0.0, 0.0, 1.0])  # image +z (away) in head coordinates
-        a2 = _head_to_image_2x2(s, rot)
-        for e in range(2):
-            c = centers[e]
-            # eyeball rotation from the refined iris centre (only where the iris was seen)
-            if eyes.valid[i, e]:
-                u = np.array([*eyes.iris_center_px[i, e], 0.0])
-                p0 = rot.T @ (u - t) / s
-                oc = p0 - c
-                bq = float(oc @ view)
-                disc = bq * bq - (float(oc @ oc) - radius * radius)
-                if disc < 0:  # outside the silhouette: nearest point on the rim
-                    hit_dir = oc - bq * view
-                    g = hit_dir / np.linalg.norm(hit_dir)
-                else:
-                    g = (oc + (-bq - np.sqrt(disc)) * view) / radius
-                yaw[i, e] = np.degrees(np.arctan2(g[0], g[2]))
-                pitch[i, e] = np.degrees(np.arcsin(np.clip(g[1], -1.0, 1.0)))
-            # lid margins relative to the iris centre, in the face plane, in mm
-            iris_img = eyes.iris_center_px[i, e].astype(np.float64)
-            for lid, out, sign in ((eyes.upper_lid_px, upper, 1.0), (eyes.lower_lid_px, lower, -1.0)):
-                d_head = np.linalg.solve(a2, lid[i, e].astype(np.float64) - iris_img)
-                out[i, e] = sign * d_head[1] * mm_per_unit
+    # Height of primary gaze: where the measured lid openings sit (median over the video, both eyes
+    # pooled): the middle of the image-measured fissure, which the mask reproduces, not MediaPipe's
+    # lid landmarks, which it places differently on a rendered face (up to 10 deg of pitch bias).
+    # One step: the middle depends on the centres only through the iris depth.
+    middle = _eye_angles(eyes, tracked, rotations, scales, trans, centers, orbit, mm_per_unit)[4]
+    seen = np.isfinite(middle)
+    if seen.any():
+        centers[:, 1] = np.mean([np.median(middle[seen[:, e], e]) for e in range(2) if seen[:, e].any()])
+        centers[:, 1] += PRIMARY_GAZE_OFFSET_CM[:, 1]
+    yaw, pitch, upper, lower, _ = _eye_angles(eyes, tracked, rotations, scales, trans, centers, orbit, mm_per_unit)
     # Closed eyes hide the iris: interpolate between the gazes seen before and after (lids cover it).
     for arr in (yaw, pitch):
         for e in range(2):
@@ -232,6 +233,51 @@ def fit_face(
     )
 
 
+def _eye_angles(
+    eyes: EyeTrack, tracked: np.ndarray, rotations: np.ndarray, scales: np.ndarray, trans: np.ndarray,
+    centers: np.ndarray, orbit: float, mm_per_unit: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per frame and eye: gaze yaw and pitch (deg; NaN where the iris was not seen) from the
+    refined iris centres on eyeballs at ``centers``, the lid margins relative to the iris (mm), and
+    the head-y of the middle between the lid margins (NaN where the iris was not seen)."""
+    n = len(tracked)
+    middle = np.full((n, 2), np.nan)
+    yaw = np.full((n, 2), np.nan)
+    pitch = np.full((n, 2), np.nan)
+    upper = np.full((n, 2), np.nan)
+    lower = np.full((n, 2), np.nan)
+    for i in np.flatnonzero(tracked):
+        rot, s, t = rotations[i], scales[i], trans[i]
+        view = rot.T @ np.array([0.0, 0.0, 1.0])  # image +z (away) in head coordinates
+        a2 = _head_to_image_2x2(s, rot)
+        for e in range(2):
+            c = centers[e]
+            # eyeball rotation from the refined iris centre (only where the iris was seen)
+            if eyes.valid[i, e]:
+                u = np.array([*eyes.iris_center_px[i, e], 0.0])
+                p0 = rot.T @ (u - t) / s
+                oc = p0 - c
+                bq = float(oc @ view)
+                disc = bq * bq - (float(oc @ oc) - orbit * orbit)
+                if disc < 0:  # outside the silhouette: nearest point on the rim
+                    hit_dir = oc - bq * view
+                    g = hit_dir / np.linalg.norm(hit_dir)
+                else:
+                    g = (oc + (-bq - np.sqrt(disc)) * view) / orbit
+                # (at the iris's depth, as the lid heights: in the face plane through the iris)
+                lids_mid = (eyes.upper_lid_px[i, e].astype(np.float64) + eyes.lower_lid_px[i, e]) / 2.0
+                m0 = rot.T @ (np.array([*lids_mid, 0.0]) - t) / s
+                middle[i, e] = m0[1] + (c[2] + orbit * g[2] - m0[2]) / view[2] * view[1]
+                yaw[i, e] = np.clip(np.degrees(np.arctan2(g[0], g[2])), -GAZE_LIMIT_DEG, GAZE_LIMIT_DEG)
+                pitch[i, e] = np.clip(np.degrees(np.arcsin(np.clip(g[1], -1.0, 1.0))), -GAZE_LIMIT_DEG, GAZE_LIMIT_DEG)
+            # lid margins relative to the iris centre, in the face plane, in mm
+            iris_img = eyes.iris_center_px[i, e].astype(np.float64)
+            for lid, out, sign in ((eyes.upper_lid_px, upper, 1.0), (eyes.lower_lid_px, lower, -1.0)):
+                d_head = np.linalg.solve(a2, lid[i, e].astype(np.float64) - iris_img)
+                out[i, e] = sign * d_head[1] * mm_per_unit
+    return yaw, pitch, upper, lower, middle
+
+
 def project_eye_model(fit: FaceFit, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Image positions (2, 2) px of the 3D model's iris centres, upper and lower lid margins.
 
@@ -241,7 +287,7 @@ def project_eye_model(fit: FaceFit, i: int) -> tuple[np.ndarray, np.ndarray, np.
     rot, s, t = fit.rotation[i], fit.scale_px_per_cm[i], fit.translation_px[i]
     yaw, pitch = np.radians(fit.gaze_yaw_deg[i]), np.radians(fit.gaze_pitch_deg[i])
     g = np.stack([np.sin(yaw) * np.cos(pitch), np.sin(pitch), np.cos(yaw) * np.cos(pitch)], axis=1)
-    iris = fit.eyeball_center_cm + fit.eyeball_radius_cm * g
+    iris = fit.eyeball_center_cm + fit.iris_orbit_cm * g
     up = iris.copy()
     up[:, 1] += fit.upper_lid_mm[i] / fit.mm_per_cm
     lo = iris.copy()

@@ -20,9 +20,10 @@ Conditions (``parse_condition`` reads them from a SPEC string, see ``SPEC_HELP``
 How: pass 1 runs the project's own measurement (``pipeline.measure``: MediaPipe landmarks and the
 image-based iris/lid measurement of ``eyes``) and ``fitting.fit_face`` on the input; pass 2 decodes
 again and edits each frame locally (``_eye_edit``). Angles become pixels with the same eyeball
-model the measurement uses: the fit's eyeball (radius 12 mm, the 11.7 mm iris ruler, the fitted
-head pose), so a shift is ``project(eyeball at gaze + offset) - project(eyeball at gaze)``; for a
-frontal head looking straight ahead this is ``12 mm * sin(angle) * 2 * iris_radius_px / 11.7``
+model the measurement uses: the fit's eyeball (radius 12 mm, its iris centre turning on 10.5 mm,
+the 11.7 mm iris ruler, the fitted head pose), so a shift is ``project(iris at gaze + offset) -
+project(iris at gaze)``; for a frontal head looking straight ahead this is
+``10.5 mm * sin(angle) * 2 * iris_radius_px / 11.7``
 (``angle_to_shift_px``). Millimetres of lid become pixels with the same ruler. The output is H.264
 with the input's frame timestamps, no audio and no metadata (``io.VideoWriter``).
 
@@ -69,9 +70,9 @@ import numpy as np
 
 from . import _eye_edit
 from .errors import InputError, NoFaceError
-from .fitting import EYEBALL_RADIUS_MM, fit_face
+from .fitting import fit_face
 from .io import VideoWriter, check_output_path, iter_frames, probe_video
-from .types import EYE_NAMES, IRIS_DIAMETER_MM, EyeTrack, FaceFit
+from .types import EYE_NAMES, EYEBALL_RADIUS_MM, IRIS_DIAMETER_MM, LIMBUS_DEPTH_RADII, EyeTrack, FaceFit
 
 log = logging.getLogger(__name__)
 
@@ -288,9 +289,10 @@ def prism_dioptres(deg: float) -> float:
 
 def angle_to_shift_px(angle_deg: float | np.ndarray, iris_radius_px: float | np.ndarray) -> np.ndarray:
     """Image shift of the iris centre for an eyeball rotation from straight ahead, frontal head:
-    ``12 mm * sin(angle)`` at ``2 * iris_radius_px / 11.7`` px per mm (the iris ruler)."""
+    ``10.5 mm * sin(angle)`` (the iris centre's orbit in a 12 mm eyeball) at
+    ``2 * iris_radius_px / 11.7`` px per mm (the iris ruler)."""
     px_per_mm = 2.0 * np.asarray(iris_radius_px, np.float64) / IRIS_DIAMETER_MM
-    return EYEBALL_RADIUS_MM * np.sin(np.radians(angle_deg)) * px_per_mm
+    return EYEBALL_RADIUS_MM * LIMBUS_DEPTH_RADII * np.sin(np.radians(angle_deg)) * px_per_mm
 
 
 def _gaze_vector(yaw_deg: float, pitch_deg: float) -> np.ndarray:
@@ -305,7 +307,7 @@ def gaze_shift_px(fit: FaceFit, i: int, eye: int, d_yaw_deg: float, d_pitch_deg:
     yaw, pitch = float(fit.gaze_yaw_deg[i, eye]), float(fit.gaze_pitch_deg[i, eye])
     g0 = _gaze_vector(yaw, pitch)
     g1 = _gaze_vector(yaw + d_yaw_deg, pitch + d_pitch_deg)
-    d_head = fit.eyeball_radius_cm * (g1 - g0)
+    d_head = fit.iris_orbit_cm * (g1 - g0)
     d_img = fit.scale_px_per_cm[i] * fit.rotation[i] @ d_head
     return d_img[:2]
 

@@ -21,6 +21,10 @@ import numpy as np
 RIGHT, LEFT = 0, 1
 EYE_NAMES = ("right", "left")
 IRIS_DIAMETER_MM = 11.7  # horizontal visible iris diameter: the clinicians' ruler
+EYEBALL_RADIUS_MM = 12.0
+# The iris centre (the centre of the limbus circle) lies inside the eyeball, on the chord the iris
+# spans: it turns on sqrt(12^2 - 5.85^2) = 10.5 mm, not 12 (a 12 mm model reads 13 deg for 15).
+LIMBUS_DEPTH_RADII = float(np.sqrt(1.0 - (IRIS_DIAMETER_MM / 2.0 / EYEBALL_RADIUS_MM) ** 2))
 
 
 def check_shape(array: np.ndarray, shape: tuple[int | None, ...], *, name: str) -> None:
@@ -183,6 +187,7 @@ class FaceFit:
     eyeball_center_cm: (2, 3) per-video eyeball centres, head coordinates (for accuracy checks;
                     never passed to the renderer).
     eyeball_radius_cm: eyeball radius in head units; mm_per_cm: the iris ruler (mm per head unit).
+    iris_orbit_cm:  (property) radius on which the iris centre turns, head units.
     """
 
     timestamps_s: np.ndarray
@@ -218,6 +223,10 @@ class FaceFit:
 
     def __len__(self) -> int:
         return len(self.timestamps_s)
+
+    @property
+    def iris_orbit_cm(self) -> float:
+        return self.eyeball_radius_cm * LIMBUS_DEPTH_RADII
 
     def frame(self, i: int) -> AvatarFrame:
         """The renderer's input for frame ``i``."""

@@ -17,7 +17,7 @@ from scipy.spatial.transform import Rotation
 
 from digital_mask import eyes as eyes_mod
 from digital_mask import fitting
-from digital_mask.types import IRIS_DIAMETER_MM, EyeTrack, LandmarkTrack
+from digital_mask.types import EYEBALL_RADIUS_MM, IRIS_DIAMETER_MM, LIMBUS_DEPTH_RADII, EyeTrack, LandmarkTrack
 
 FLIP = np.diag([1.0, -1.0, -1.0])  # head axes (y up, z to viewer) -> image axes (y down, z away)
 IRIS_R_HEAD = 0.585  # iris radius in head units: the ruler then reads exactly 10 mm per unit
@@ -44,7 +44,11 @@ def gaze_dir(yaw_deg: np.ndarray, pitch_deg: np.ndarray) -> np.ndarray:
 class Scene:
     """T frames of a rigid canonical face with known pose, gaze and lids.
 
-    Per-frame arrays have T rows; per-eye arrays are (T, 2). Angles in degrees, lids in mm.
+    Per-frame arrays have T rows; per-eye arrays are (T, 2). Angles in degrees, lids in mm
+    (margins above/below the iris centre). The measurement puts primary gaze at the middle of the
+    measured fissure (median over the video, both eyes), so a scene whose pitch is to be read back
+    absolutely keeps that middle at the eyeball centre: symmetric lids (the default) and a
+    vertical gaze that is 0 in the median.
     """
 
     n: int = 10
@@ -66,13 +70,13 @@ class Scene:
         z2 = np.zeros((self.n, 2))
         self.gaze_yaw = z2.copy() if self.gaze_yaw is None else np.broadcast_to(self.gaze_yaw, (self.n, 2)).astype(float)
         self.gaze_pitch = z2.copy() if self.gaze_pitch is None else np.broadcast_to(self.gaze_pitch, (self.n, 2)).astype(float)
-        self.upper_mm = np.full((self.n, 2), 4.0) if self.upper_mm is None else np.broadcast_to(self.upper_mm, (self.n, 2)).astype(float)
-        self.lower_mm = np.full((self.n, 2), 5.0) if self.lower_mm is None else np.broadcast_to(self.lower_mm, (self.n, 2)).astype(float)
+        self.upper_mm = np.full((self.n, 2), 4.5) if self.upper_mm is None else np.broadcast_to(self.upper_mm, (self.n, 2)).astype(float)
+        self.lower_mm = np.full((self.n, 2), 4.5) if self.lower_mm is None else np.broadcast_to(self.lower_mm, (self.n, 2)).astype(float)
         self.expression = np.zeros((self.n, 468, 3)) if self.expression is None else self.expression
         self.found = np.ones(self.n, bool) if self.found is None else np.asarray(self.found, bool)
         self.rotation = head_rotation(self.yaw, self.pitch, self.roll)
         self.mm_per_unit = IRIS_DIAMETER_MM / (2.0 * IRIS_R_HEAD)
-        self.radius = fitting.EYEBALL_RADIUS_MM / self.mm_per_unit
+        self.radius = EYEBALL_RADIUS_MM / self.mm_per_unit
         self.vertices = fitting.canonical_face().vertices_cm
         self.centers = fitting.eyeball_centers_cm(self.vertices, self.radius)
 
@@ -87,8 +91,8 @@ class Scene:
         return d_head_xy @ a2.T
 
     def iris_head(self) -> np.ndarray:
-        """(T, 2, 3) iris centres on the eyeball spheres, head cm."""
-        return self.centers[None] + self.radius * gaze_dir(self.gaze_yaw, self.gaze_pitch)
+        """(T, 2, 3) iris centres (limbus plane, inside the eyeball spheres), head cm."""
+        return self.centers[None] + self.radius * LIMBUS_DEPTH_RADII * gaze_dir(self.gaze_yaw, self.gaze_pitch)
 
     def iris_px(self) -> np.ndarray:
         return self.project(self.iris_head())[..., :2]
