@@ -54,7 +54,6 @@ class RunConfig:
     keep_patient_shape: bool = False  # ABLATION for the privacy benchmark only: leaks face shape
     measure_dir: Path | None = None  # also write the original's eye measurements here (same pass)
     audit: bool = False  # re-identification audit of the output (needs the `audit` extra)
-    track_downscale: bool = True  # shrink frames for MediaPipe while its face crop keeps 256 px (tracking.py)
 
     def __post_init__(self) -> None:
         if self.preset not in X264_PRESETS:
@@ -234,8 +233,7 @@ def _refinement_change(track: LandmarkTrack, eyes: EyeTrack) -> dict[str, float]
 
 
 def measure(
-    path: Path, progress: ProgressFn | None = None, timer: StageTimer | None = None, info: VideoInfo | None = None,
-    *, track_downscale: bool = True,
+    path: Path, progress: ProgressFn | None = None, timer: StageTimer | None = None, info: VideoInfo | None = None
 ) -> tuple[LandmarkTrack, EyeTrack]:
     """Pass 1: decode, track landmarks and measure both eyes in every frame (streaming).
 
@@ -245,8 +243,7 @@ def measure(
     info = info or probe_video(path)
     timer = timer or StageTimer()
     eyes = EyeTrackBuilder()
-    with FaceTracker((info.width, info.height), still=info.is_image, downscale=track_downscale) as tracker, \
-            _single_threaded_opencv():
+    with FaceTracker((info.width, info.height), still=info.is_image) as tracker, _single_threaded_opencv():
         track_frame = timer.call("track", tracker.track)
         with _InBackground(timer.call("eyes", eyes.add), name="eyes") as measure_eyes:
             for frame in _prefetch(timer.iterate("decode", iter_frames(path))):
@@ -266,7 +263,7 @@ def reconstruct(
         NoFaceError: no usable face in any frame, naming the file.
     """
     timer = timer or StageTimer()
-    track, eyes = measure(src, progress, timer, info, track_downscale=config.track_downscale)
+    track, eyes = measure(src, progress, timer, info)
     if not track.found.any():
         raise NoFaceError(f"{src.name}: no face found in any of its {len(track.found)} frames; nothing written")
     t_fit = time.perf_counter()
