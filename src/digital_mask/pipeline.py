@@ -12,6 +12,7 @@ output; a frame without a trustworthy fit becomes a "tracking lost" frame.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import platform
 import time
@@ -199,6 +200,15 @@ def _single_threaded_opencv() -> Iterator[None]:
         cv2.setNumThreads(before)
 
 
+def _return_freed_memory() -> None:
+    """Hand memory freed by pass 1 and the fit (many small per-frame arrays) back to the system
+    before rendering (glibc keeps it otherwise; ~30 MiB less peak on a 60 s clip). No-op elsewhere."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 CORE_PACKAGES = ("mediapipe", "av", "moderngl", "numpy", "scipy")
 
 
@@ -306,6 +316,7 @@ def mask_video(
             raise InputError(f"{dst.name}: the side-by-side preview cannot be the masked output")
     timer = StageTimer()
     track, eyes, fit = reconstruct(src, info, config=config, progress=progress, timer=timer)
+    _return_freed_memory()
     width, height = track.image_size
     n = len(fit)
     with AvatarRenderer(width, height) as renderer:
