@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
+import importlib.util
 import logging
 import os
 import sys
+import threading
+import types
 from collections.abc import Iterator
 
 import numpy as np
@@ -38,6 +42,43 @@ def _quiet_native_stderr() -> Iterator[None]:
         os.close(saved)
 
 
+class _DeferredModule(types.ModuleType):
+    """Stands in ``sys.modules`` for a module until one of its attributes is first used."""
+
+    def __getattr__(self, attr: str) -> object:
+        with _DEFER_LOCK:
+            if sys.modules.get(self.__name__) is self:
+                del sys.modules[self.__name__]
+                real = importlib.import_module(self.__name__)
+                self.__dict__["_real"] = real
+        return getattr(self.__dict__["_real"], attr)
+
+
+_DEFER_LOCK = threading.Lock()
+
+
+def _defer_pyplot() -> None:
+    """Make ``matplotlib.pyplot`` load on first use instead of at import.
+
+    MediaPipe's ``vision`` package imports its drawing helpers, and they import pyplot (~0.3 s of
+    every start-up here) though we never draw with them (our reports use matplotlib's Figure and
+    Agg canvas directly). A stand-in module in ``sys.modules`` defers that import until someone
+    uses pyplot; then the real module loads and the stand-in forwards to it.
+    """
+    name = "matplotlib.pyplot"
+    if name in sys.modules:
+        return
+    try:
+        spec = importlib.util.find_spec(name)
+    except ImportError:
+        return
+    if spec is None:
+        return
+    stub = _DeferredModule(name)
+    stub.__spec__ = spec
+    sys.modules[name] = stub
+
+
 class MediaPipeLandmarker:
     """FaceLandmarker in VIDEO mode (temporal tracking) or IMAGE mode (still photos).
 
@@ -46,6 +87,7 @@ class MediaPipeLandmarker:
     """
 
     def __init__(self, *, video: bool, min_confidence: float = 0.5) -> None:
+        _defer_pyplot()
         import mediapipe as mp
         from mediapipe.tasks.python.core.base_options import BaseOptions
         from mediapipe.tasks.python import vision
