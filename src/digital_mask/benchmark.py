@@ -75,8 +75,11 @@ def make_clip(src: Path, dst: Path, *, seconds: float, size: tuple[int, int] | N
     return written
 
 
-def codec_floor(src: Path, dst: Path, crf: int = 18, preset: str = "veryfast") -> None:
+def codec_floor(src: Path, dst: Path, crf: int | None = None, preset: str | None = None) -> None:
     """Decode and re-encode the same frames with the mask's encoder settings: the speed floor."""
+    from .pipeline import RunConfig
+
+    crf, preset = RunConfig().crf if crf is None else crf, preset or RunConfig().preset
     info = probe_video(src)
     with VideoWriter(dst, info.width, info.height, info.time_base, info.average_rate, crf=crf, preset=preset) as w:
         for frame in iter_frames(src):
