@@ -7,11 +7,13 @@ normalised to the eye corners, we measure from pixels:
 * the iris centre: the disc that holds the most dark and the least bright pixels of the visible
   eye opening; pixels hidden by the lids count for neither, so a partly covered or cornered iris
   is still found. A second look counts only the measured opening (lashes and lid shadow above
-  the margin are dark too and would pull the disc up);
+  the margin are dark too and would pull the disc up). An iris in a canthus, where the dark
+  corner pulls the disc in, is centred from its one visible (sclera-side) limbus edge;
 * the iris radius (the mm ruler): from the two horizontal limbus edges where both are visible,
   else MediaPipe's;
 * the upper and lower lid margins at the iris column: the extent of the non-skin band (sclera,
-  iris, lash line), where "skin" is modelled per frame from the skin above and below that eye;
+  iris, lash line) that holds the iris centre (a dark brow or crease above is a band of its own),
+  where "skin" is modelled per frame from the skin above and below that eye;
   the dark lash line above the upper margin is measured beside the iris (where the margin is the
   top of the bright sclera) and taken off. No iris found = eye closed: both margins meet.
 
@@ -38,6 +40,7 @@ CROP_W, CROP_H = 96, 80
 CROP_X0, CROP_X1, CROP_YC = 16.0, 80.0, 40.0
 CROP_EYE_W = CROP_X1 - CROP_X0
 _GRID = np.mgrid[0:CROP_H, 0:CROP_W]
+LIMBUS_RANGE = (0.75, 1.3)  # a limbus radius is believed within this range of MediaPipe's iris radius
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,30 +147,54 @@ def _locate_iris(dark: np.ndarray, bright: np.ndarray, r: float, allowed: np.nda
     return np.array([ix + dx, iy + dy])
 
 
-def _limbus_radius(gray: np.ndarray, mask: np.ndarray, center: np.ndarray, r: float) -> float | None:
-    """Iris radius from the two horizontal limbus edges (iris -> sclera) on the centre row, at the
-    level halfway between iris and sclera, or None when either edge is hidden (iris in a corner
-    or under the lids)."""
+def _limbus_edges(gray: np.ndarray, mask: np.ndarray, center: np.ndarray, r: float) -> list[float | None]:
+    """The two horizontal limbus edges (iris -> sclera; image-left, image-right) on the centre row,
+    at the level halfway between iris and sclera; None for an edge that is hidden (under the lids,
+    in a canthus) or past 1.6 r. ``mask``: the visible opening's non-skin pixels (a pink caruncle
+    or the skin past a canthus is no sclera)."""
     y, x0 = int(round(center[1])), center[0]
     yy, xx = _GRID
     iris_level = float(np.median(gray[(np.hypot(xx - x0, yy - center[1]) < 0.5 * r) & (mask > 0)])) if mask.any() else 0.0
     sclera_level = float(np.percentile(gray[mask > 0], 90)) if mask.any() else 0.0
     if sclera_level - iris_level < 30.0:
-        return None
+        return [None, None]
     level = 0.5 * (iris_level + sclera_level)
     rows = gray[max(0, y - 1) : y + 2].mean(axis=0)
     inside = mask[max(0, y - 1) : y + 2].min(axis=0) > 0
-    edges = []
+    edges: list[float | None] = []
     for step in (-1, 1):
         xs = x0 + step * np.arange(0.6 * r, 1.6 * r, 0.25)
         xi = np.clip(np.round(xs).astype(int), 0, CROP_W - 1)
         vals = np.interp(xs, np.arange(CROP_W), rows)
         crossing = np.flatnonzero(vals > level)
         if not crossing.size or crossing[0] == 0 or not inside[xi[crossing[0]]]:
-            return None
+            edges.append(None)
+            continue
         k = crossing[0]
         edges.append(float(np.interp(level, [vals[k - 1], vals[k]], [xs[k - 1], xs[k]])))
-    return abs(edges[1] - edges[0]) / 2.0
+    return edges
+
+
+def _limbus_radius(gray: np.ndarray, mask: np.ndarray, center: np.ndarray, r: float) -> float | None:
+    """Iris radius from the two horizontal limbus edges, or None when either is hidden."""
+    left, right = _limbus_edges(gray, mask, center, r)
+    return None if left is None or right is None else (right - left) / 2.0
+
+
+def _centre_from_one_edge(edges: list[float | None], center: np.ndarray, r: float) -> np.ndarray:
+    """An iris in a canthus: the dark corner pulls the disc into it. Where only the sclera-side
+    limbus edge shows, the centre is one horizontal semi-axis from it: r cos(yaw), the yaw
+    estimated from the displacement in the eye (crop units: corners 64 px apart, the iris centre
+    turning on 10.5 / 5.85 iris radii)."""
+    left, right = edges
+    if (left is None) == (right is None):
+        return center
+    edge, side = (left, 1.0) if left is not None else (right, -1.0)
+    x = center[0]
+    for _ in range(2):
+        sin_yaw = np.clip((x - (CROP_X0 + CROP_X1) / 2.0) / (r * 10.48 / 5.85), -1.0, 1.0)
+        x = edge + side * r * np.sqrt(1.0 - sin_yaw**2)
+    return np.array([x, center[1]])
 
 
 def _lids_at(gray: np.ndarray, nonskin: np.ndarray, thr: float, center: np.ndarray, r: float,
@@ -264,7 +291,11 @@ def measure_eye(rgb: np.ndarray, points_px: np.ndarray, eye: int) -> EyeSample:
         if refined is not None:
             center = refined
             upper_y, lower_y = _lids_at(gray, nonskin, thr, center, r, upper_mp, lower_mp)
-        limbus = _limbus_radius(gray, mask, center, r)
+        edges = _limbus_edges(gray, mask * nonskin, center, r)
+        center = _centre_from_one_edge(edges, center, r)
+        limbus = None if None in edges else (edges[1] - edges[0]) / 2.0
+        if limbus is not None and not LIMBUS_RANGE[0] * r <= limbus <= LIMBUS_RANGE[1] * r:
+            limbus = None  # an edge past the iris (a caruncle or lid shadow touching it): not the limbus
         if limbus is not None and abs(limbus - r) > 0.05 * r:
             # MediaPipe's radius was off: a disc of the wrong size sits off-centre vertically,
             # which shortens the measured chord; look once more with the limbus radius.
@@ -272,7 +303,7 @@ def measure_eye(rgb: np.ndarray, points_px: np.ndarray, eye: int) -> EyeSample:
                                  np.hypot(xx - center[0], yy - center[1]) <= 0.4 * r)
             if again is not None:
                 center = again
-                limbus = _limbus_radius(gray, mask, center, limbus) or limbus
+                limbus = _limbus_radius(gray, mask * nonskin, center, limbus) or limbus
                 upper_y, lower_y = _lids_at(gray, nonskin, thr, center, limbus, upper_mp, lower_mp)
         if limbus is not None:
             r = limbus
