@@ -174,8 +174,16 @@ def fit_face(
         motion = motion + (neutral - face.vertices_cm)
     expression = np.where(tracked[:, None, None], motion, 0.0).astype(np.float32)
 
+    # Smooth head-pose jitter only (MediaPipe's landmarks jitter; the eyes are measured against the
+    # smoothed head, as the renderer draws them).
+    rotvec = Rotation.from_matrix(rotations @ flip).as_rotvec()  # relative to the frontal pose
+    rotvec = _smooth_runs(rotvec, tracked, pose_sigma_frames)
+    rotations_s = Rotation.from_rotvec(rotvec).as_matrix() @ flip
+    scales_s = _smooth_runs(scales, tracked, pose_sigma_frames)
+    trans_s = _smooth_runs(trans, tracked, pose_sigma_frames)
+
     # Eyes. Ruler: the refined iris radius in head units (per-video median, per eye pooled).
-    iris_r_head = eyes.iris_radius_px / scales[:, None]
+    iris_r_head = eyes.iris_radius_px / scales_s[:, None]
     ok_eye = eyes.valid & tracked[:, None]
     r_iris = float(np.nanmedian(iris_r_head[ok_eye])) if ok_eye.any() else float(np.nanmedian(iris_r_head[tracked]))
     mm_per_unit = IRIS_DIAMETER_MM / (2.0 * r_iris)
@@ -187,12 +195,12 @@ def fit_face(
     # pooled): the middle of the image-measured fissure, which the mask reproduces, not MediaPipe's
     # lid landmarks, which it places differently on a rendered face (up to 10 deg of pitch bias).
     # One step: the middle depends on the centres only through the iris depth.
-    middle = _eye_angles(eyes, tracked, rotations, scales, trans, centers, orbit, mm_per_unit)[4]
+    middle = _eye_angles(eyes, tracked, rotations_s, scales_s, trans_s, centers, orbit, mm_per_unit)[4]
     seen = np.isfinite(middle)
     if seen.any():
         centers[:, 1] = np.mean([np.median(middle[seen[:, e], e]) for e in range(2) if seen[:, e].any()])
         centers[:, 1] += PRIMARY_GAZE_OFFSET_CM[:, 1]
-    yaw, pitch, upper, lower, _ = _eye_angles(eyes, tracked, rotations, scales, trans, centers, orbit, mm_per_unit)
+    yaw, pitch, upper, lower, _ = _eye_angles(eyes, tracked, rotations_s, scales_s, trans_s, centers, orbit, mm_per_unit)
     # Closed eyes hide the iris: interpolate between the gazes seen before and after (lids cover it).
     for arr in (yaw, pitch):
         for e in range(2):
@@ -206,12 +214,6 @@ def fit_face(
         arr[~tracked] = 4.0
         arr[:] = np.nan_to_num(arr, nan=4.0)
 
-    # Smooth head-pose jitter only.
-    rotvec = Rotation.from_matrix(rotations @ flip).as_rotvec()  # relative to the frontal pose
-    rotvec = _smooth_runs(rotvec, tracked, pose_sigma_frames)
-    rotations_s = Rotation.from_rotvec(rotvec).as_matrix() @ flip
-    scales_s = _smooth_runs(scales, tracked, pose_sigma_frames)
-    trans_s = _smooth_runs(trans, tracked, pose_sigma_frames)
 
     return FaceFit(
         timestamps_s=track.timestamps_s,
