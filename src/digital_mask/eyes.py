@@ -7,8 +7,7 @@ normalised to the eye corners, we measure from pixels:
 * the iris centre: the disc that holds the most dark and the least bright pixels of the visible
   eye opening; pixels hidden by the lids count for neither, so a partly covered or cornered iris
   is still found. A second look counts only the measured opening (lashes and lid shadow above
-  the margin are dark too and would pull the disc up). An iris in a canthus, where the dark
-  corner pulls the disc in, is centred from its one visible (sclera-side) limbus edge;
+  the margin are dark too and would pull the disc up);
 * the iris radius (the mm ruler): from the two horizontal limbus edges where both are visible,
   else MediaPipe's;
 * the upper and lower lid margins at the iris column: the extent of the non-skin band (sclera,
@@ -181,22 +180,6 @@ def _limbus_radius(gray: np.ndarray, mask: np.ndarray, center: np.ndarray, r: fl
     return None if left is None or right is None else (right - left) / 2.0
 
 
-def _centre_from_one_edge(edges: list[float | None], center: np.ndarray, r: float) -> np.ndarray:
-    """An iris in a canthus: the dark corner pulls the disc into it. Where only the sclera-side
-    limbus edge shows, the centre is one horizontal semi-axis from it: r cos(yaw), the yaw
-    estimated from the displacement in the eye (crop units: corners 64 px apart, the iris centre
-    turning on 10.5 / 5.85 iris radii)."""
-    left, right = edges
-    if (left is None) == (right is None):
-        return center
-    edge, side = (left, 1.0) if left is not None else (right, -1.0)
-    x = center[0]
-    for _ in range(2):
-        sin_yaw = np.clip((x - (CROP_X0 + CROP_X1) / 2.0) / (r * 10.48 / 5.85), -1.0, 1.0)
-        x = edge + side * r * np.sqrt(1.0 - sin_yaw**2)
-    return np.array([x, center[1]])
-
-
 def _lids_at(gray: np.ndarray, nonskin: np.ndarray, thr: float, center: np.ndarray, r: float,
              upper_mp: float, lower_mp: float) -> tuple[float, float]:
     """Upper and lower lid margin rows at the iris column: the extent of the non-skin band."""
@@ -291,9 +274,7 @@ def measure_eye(rgb: np.ndarray, points_px: np.ndarray, eye: int) -> EyeSample:
         if refined is not None:
             center = refined
             upper_y, lower_y = _lids_at(gray, nonskin, thr, center, r, upper_mp, lower_mp)
-        edges = _limbus_edges(gray, mask * nonskin, center, r)
-        center = _centre_from_one_edge(edges, center, r)
-        limbus = None if None in edges else (edges[1] - edges[0]) / 2.0
+        limbus = _limbus_radius(gray, mask * nonskin, center, r)
         if limbus is not None and not LIMBUS_RANGE[0] * r <= limbus <= LIMBUS_RANGE[1] * r:
             limbus = None  # an edge past the iris (a caruncle or lid shadow touching it): not the limbus
         if limbus is not None and abs(limbus - r) > 0.05 * r:
