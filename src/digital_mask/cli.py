@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Optional
@@ -259,9 +260,13 @@ def audit(
     for r in result.recognisers:
         closest = f"{r.min_distance:.3f}" if r.frames_compared else "n/a (no face in the sampled original frames)"
         default = "above" if r.passes_default_threshold else "NOT above"
+        template = f"{r.template_distance:.3f}" if math.isfinite(r.template_distance) else "n/a"
+        why = ("above the threshold" if r.above_threshold else
+               "no closer than the bare template" if r.passed else "closer than the threshold and the bare template")
         out.print(f"{r.recogniser:<8} closest original-mask distance {closest} (same person below {r.threshold:.2f}, "
-                  f"FAR 1e-3; {r.frames_compared} frames) {'pass' if r.passed else 'FAIL'}; {default} the "
-                  f"recogniser's default {r.default_threshold:.2f}", highlight=False, soft_wrap=True)
+                  f"FAR 1e-3; bare template {template}; {r.frames_compared} frames) {'pass' if r.passed else 'FAIL'}"
+                  f" ({why}); {default} the recogniser's default {r.default_threshold:.2f}", highlight=False,
+                  soft_wrap=True)
     out.print(f"audit {'passed' if result.passed else 'FAILED'}: {result.masked_name} vs {result.original_name}",
               highlight=False)
     if not result.passed:

@@ -37,7 +37,9 @@ def test_fidelity_on_three_cases(clip, tmp_path):
     assert ptosis["errors"]["abs_error_original"] < 1.5
     nys = rows["nystagmus"]
     assert nys["errors"]["abs_error_original"] < 0.3  # Hz
-    assert report["accuracy_pct"]["eyeball_pct"] > 0
+    # the paper's metric: the eyeball angles are solved from the same iris, so ~0 by construction
+    # (non-zero only for an iris beyond its eyeball's reach); the lids are modelled, not solved
+    assert 0 <= report["accuracy_pct"]["eyeball_pct"] < 0.5 and report["accuracy_pct"]["eyelid_pct"] > 0
     # JSON as written by the CLI; the cache paths stay out of it
     path = write_report_json(report, tmp_path / "fidelity.json")
     data = json.loads(path.read_text())

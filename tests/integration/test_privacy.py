@@ -91,9 +91,13 @@ def test_audit_passes_on_the_mask_and_fails_on_the_original(masked, clip):
     assert [r.recogniser for r in verdict.recognisers] == ["dlib", "facenet"]
     assert all(r.frames_compared >= 4 and r.min_distance > r.threshold for r in verdict.recognisers)
 
+    # the counterfactual: the bare template at the same poses is a face the recognisers see, at a
+    # distance from the patient that no one's real face has (the original compares at 0)
+    assert all(r.template_distance > 0.4 for r in verdict.recognisers)
+
     same = privacy.audit_video(original, original, n_frames=3)
     assert not same.passed
-    assert all(not r.passed and r.min_distance < 1e-3 for r in same.recognisers)
+    assert all(not r.passed and r.min_distance < 1e-3 < r.template_distance for r in same.recognisers)
     data = same.to_json_dict()
     assert data["passed"] is False and set(data["recognisers"]) == {"dlib", "facenet"}
     assert "d14.mp4" == data["original"] and "/" not in json.dumps(data)  # file names only
