@@ -337,7 +337,7 @@ def mask_video(
     if config.audit:
         from .privacy import audit_video
 
-        verdict = audit_video(src, dst)
+        verdict = audit_video(src, dst, fit=fit)
         audit = verdict.to_json_dict()
         if not verdict.passed:  # fail closed: a recogniser matched the mask to the patient
             dst.unlink(missing_ok=True)

@@ -57,6 +57,7 @@ import numpy as np
 from . import __version__
 from .errors import InputError, NoFaceError
 from .io import IMAGE_SUFFIXES, iter_frames, probe_video
+from .types import FaceFit
 
 log = logging.getLogger(__name__)
 
@@ -665,18 +666,19 @@ def _sample_frames(path: Path, indices: set[int]) -> dict[int, np.ndarray]:
     return {f.index: f.rgb for f in iter_frames(path) if f.index in indices}
 
 
-def template_reference_frames(original: Path, indices: set[int]) -> dict[int, np.ndarray]:
+def template_reference_frames(original: Path, indices: set[int], fit: FaceFit | None = None) -> dict[int, np.ndarray]:
     """The counterfactual mask: the bare template in the original's sampled frames, at the fitted
-    head pose, with no face motion, eyes straight ahead and the lids at rest (4.5 mm). Empty where
-    no face is fitted."""
+    head pose (``fit``, or fitted here), with no face motion, eyes straight ahead and the lids at
+    rest (4.5 mm). Empty where no face is fitted."""
     from .pipeline import reconstruct  # the audit is optional; keep its import light
     from .rendering import AvatarRenderer
 
     info = probe_video(original)
-    try:
-        fit = reconstruct(original, info)[2]
-    except NoFaceError:
-        return {}
+    if fit is None:
+        try:
+            fit = reconstruct(original, info)[2]
+        except NoFaceError:
+            return {}
     rest = np.full(2, 4.5)
     out = {}
     with AvatarRenderer(info.width, info.height) as renderer:
@@ -696,6 +698,7 @@ def audit_video(
     recognisers: Sequence[str] = RECOGNISER_NAMES,
     thresholds: Mapping[str, float] = AUDIT_THRESHOLDS,
     progress: ProgressFn | None = None,
+    fit: FaceFit | None = None,
 ) -> AuditResult:
     """Check that no recogniser matches a masked file to its original.
 
@@ -716,6 +719,8 @@ def audit_video(
         recognisers: subset of ``RECOGNISER_NAMES``.
         thresholds: same-person distance per recogniser (default ``AUDIT_THRESHOLDS``).
         progress: optional callback ``(stage, done, total)``.
+        fit: the original's reconstruction when the caller has it (``mask --audit``); else the
+            original is tracked again for the bare-template reference.
 
     Raises:
         InputError: unreadable file, bad ``n_frames``, unknown recogniser.
@@ -735,7 +740,7 @@ def audit_video(
     originals = _sample_frames(original, picks)
     masks = _sample_frames(masked, picks)
     frames = sorted(set(originals) & set(masks))
-    references = template_reference_frames(original, set(frames))
+    references = template_reference_frames(original, set(frames), fit)
 
     def closest(rec: Any, faces: list, rgb: np.ndarray) -> float:
         candidates = rec.embed(rgb)

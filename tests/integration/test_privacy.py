@@ -116,3 +116,15 @@ def test_cli_audit_exit_codes(tmp_path):
     assert bad.exit_code == 1 and "audit FAILED" in bad.output
     missing = runner.invoke(app, ["audit", str(photo), str(tmp_path / "nope.mp4"), "-q"])
     assert missing.exit_code == 1 and missing.output.startswith("error:")
+
+
+def test_mask_with_audit_reuses_the_fit_and_reports_the_verdict(tmp_path):
+    photo = tmp_path / "face.jpg"
+    photo.write_bytes(PHOTO.read_bytes())
+    out, report = tmp_path / "face_masked.png", tmp_path / "run.json"
+    result = runner.invoke(app, ["mask", str(photo), "-o", str(out), "--audit", "--report", str(report), "-q"])
+    assert result.exit_code == 0, result.output
+    audit = json.loads(report.read_text())["audit"]
+    assert audit["passed"] is True and out.exists()
+    for r in audit["recognisers"].values():
+        assert r["frames_compared"] == 1 and r["template_distance"] is not None
