@@ -76,10 +76,11 @@ def eyeball_centers_cm(shape_cm: np.ndarray, radius_cm: float) -> np.ndarray:
 
     x: the midpoint of the eye's reference points (``EYE_REFERENCE``) plus their offset to the
     corner midpoint on the canonical face: not the corners themselves, which MediaPipe drags along
-    with a deviated iris. y: the middle of the palpebral fissure (lid apexes), averaged over BOTH
-    eyes, so a one-sided ptosis cannot fake a vertical squint (MediaPipe's corners sit too low to
-    define primary gaze: they read ~10-20 deg up on real faces). z: behind the corners. Then the
-    template calibration ``PRIMARY_GAZE_OFFSET_CM``.
+    with a deviated iris. y: the middle of the palpebral fissure from MediaPipe's lid apexes,
+    averaged over BOTH eyes, so a one-sided ptosis cannot fake a vertical squint (MediaPipe's
+    corners sit too low to define primary gaze: they read ~10-20 deg up on real faces); this is
+    the starting point that ``fit_face`` replaces with the middle of the image-measured lids.
+    z: behind the corners. Then the template calibration ``PRIMARY_GAZE_OFFSET_CM``.
     """
     canonical = canonical_face().vertices_cm
     centers = np.array([(shape_cm[a] + shape_cm[b]) / 2 for a, b in EYE_CORNERS])
