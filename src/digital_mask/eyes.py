@@ -153,8 +153,10 @@ def _limbus_edges(gray: np.ndarray, mask: np.ndarray, center: np.ndarray, r: flo
     or the skin past a canthus is no sclera)."""
     y, x0 = int(round(center[1])), center[0]
     yy, xx = _GRID
-    iris_level = float(np.median(gray[(np.hypot(xx - x0, yy - center[1]) < 0.5 * r) & (mask > 0)])) if mask.any() else 0.0
-    sclera_level = float(np.percentile(gray[mask > 0], 90)) if mask.any() else 0.0
+    iris = gray[(np.hypot(xx - x0, yy - center[1]) < 0.5 * r) & (mask > 0)]
+    if not iris.size:
+        return [None, None]
+    iris_level, sclera_level = float(np.median(iris)), float(np.percentile(gray[mask > 0], 90))
     if sclera_level - iris_level < 30.0:
         return [None, None]
     level = 0.5 * (iris_level + sclera_level)
