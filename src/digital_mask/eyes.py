@@ -146,40 +146,33 @@ def _locate_iris(dark: np.ndarray, bright: np.ndarray, r: float, allowed: np.nda
     return np.array([ix + dx, iy + dy])
 
 
-def _limbus_edges(gray: np.ndarray, mask: np.ndarray, center: np.ndarray, r: float) -> list[float | None]:
-    """The two horizontal limbus edges (iris -> sclera; image-left, image-right) on the centre row,
-    at the level halfway between iris and sclera; None for an edge that is hidden (under the lids,
-    in a canthus) or past 1.6 r. ``mask``: the visible opening's non-skin pixels (a pink caruncle
-    or the skin past a canthus is no sclera)."""
+def _limbus_radius(gray: np.ndarray, mask: np.ndarray, center: np.ndarray, r: float) -> float | None:
+    """Iris radius from the two horizontal limbus edges (iris -> sclera) on the centre row, at the
+    level halfway between iris and sclera, or None when either edge is hidden (iris in a corner
+    or under the lids). ``mask``: the visible opening's non-skin pixels (a pink caruncle or the
+    skin past a canthus is no sclera)."""
     y, x0 = int(round(center[1])), center[0]
     yy, xx = _GRID
     iris = gray[(np.hypot(xx - x0, yy - center[1]) < 0.5 * r) & (mask > 0)]
     if not iris.size:
-        return [None, None]
+        return None
     iris_level, sclera_level = float(np.median(iris)), float(np.percentile(gray[mask > 0], 90))
     if sclera_level - iris_level < 30.0:
-        return [None, None]
+        return None
     level = 0.5 * (iris_level + sclera_level)
     rows = gray[max(0, y - 1) : y + 2].mean(axis=0)
     inside = mask[max(0, y - 1) : y + 2].min(axis=0) > 0
-    edges: list[float | None] = []
+    edges = []
     for step in (-1, 1):
         xs = x0 + step * np.arange(0.6 * r, 1.6 * r, 0.25)
         xi = np.clip(np.round(xs).astype(int), 0, CROP_W - 1)
         vals = np.interp(xs, np.arange(CROP_W), rows)
         crossing = np.flatnonzero(vals > level)
         if not crossing.size or crossing[0] == 0 or not inside[xi[crossing[0]]]:
-            edges.append(None)
-            continue
+            return None
         k = crossing[0]
         edges.append(float(np.interp(level, [vals[k - 1], vals[k]], [xs[k - 1], xs[k]])))
-    return edges
-
-
-def _limbus_radius(gray: np.ndarray, mask: np.ndarray, center: np.ndarray, r: float) -> float | None:
-    """Iris radius from the two horizontal limbus edges, or None when either is hidden."""
-    left, right = _limbus_edges(gray, mask, center, r)
-    return None if left is None or right is None else (right - left) / 2.0
+    return abs(edges[1] - edges[0]) / 2.0
 
 
 def _lids_at(gray: np.ndarray, nonskin: np.ndarray, thr: float, center: np.ndarray, r: float,
