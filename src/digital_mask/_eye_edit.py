@@ -309,24 +309,21 @@ def _design(geom: EyeGeometry, s: np.ndarray, t: np.ndarray) -> np.ndarray:
     return np.stack([np.ones_like(sn), sn, sn**2, tn, tn**2], -1)
 
 
-def _eval_sclera(coef: np.ndarray, geom: EyeGeometry, s: np.ndarray, t: np.ndarray, s_range: tuple[float, float],
-                 t_range: tuple[float, float]) -> np.ndarray:
-    """The sclera model at (s, t), clamped to the sampled ranges (no extrapolation)."""
-    return (_design(geom, np.clip(s, *s_range), np.clip(t, *t_range)) @ coef).astype(np.float32)
-
-
 def _visible_sclera(roi_img: np.ndarray, roi: _Roi, geom: EyeGeometry, a_open: np.ndarray, center: np.ndarray,
-                    radius_px: float) -> tuple[np.ndarray, float, tuple[float, float], tuple[float, float]] | None:
-    """The sclera colour model fitted in the ROI and the (s, t) ranges of the fully open pixels it
-    may be evaluated over (the whole eye when none is fully open), or None without enough sclera."""
+                    radius_px: float) -> tuple[np.ndarray, float] | None:
+    """The sclera colour model fitted in the ROI, evaluated over the whole ROI but clamped to the
+    (s, t) ranges of the fully open pixels (the whole eye when none is fully open: no
+    extrapolation), and its residual noise; None without enough sclera."""
     model = sclera_model(roi_img, roi, geom, center, radius_px)
     if model is None:
         return None
     coef, sd = model
     ok = a_open > 0.99
-    if not ok.any():
-        return coef, sd, (geom.s0, geom.s1), (-1.0, 1.0)
-    return coef, sd, (float(roi.s[ok].min()), float(roi.s[ok].max())), (float(roi.t[ok].min()), float(roi.t[ok].max()))
+    if ok.any():
+        s_rng, t_rng = (float(roi.s[ok].min()), float(roi.s[ok].max())), (float(roi.t[ok].min()), float(roi.t[ok].max()))
+    else:
+        s_rng, t_rng = (geom.s0, geom.s1), (-1.0, 1.0)
+    return (_design(geom, np.clip(roi.s, *s_rng), np.clip(roi.t, *t_rng)) @ coef).astype(np.float32), sd
 
 
 def _sclera_fill(roi_img: np.ndarray, roi: _Roi, geom: EyeGeometry, center: np.ndarray, radius_px: float,
@@ -419,8 +416,7 @@ def move_iris(rgb: np.ndarray, geom: EyeGeometry, center: np.ndarray, radius_px:
     visible = _visible_sclera(roi_img, roi, geom, a_open, center, radius_px)
     if visible is None:
         return None
-    coef, sd, s_rng, t_rng = visible
-    model_rgb = _eval_sclera(coef, geom, roi.s, roi.t, s_rng, t_rng)
+    model_rgb, sd = visible
     # 1. remove the iris: sclera where it was (a little wider: the limbus shades into the sclera)
     r_rm = radius_px + 2.0
     sclera = _sclera_fill(roi_img, roi, geom, center, r_rm, model_rgb, sd)
@@ -497,12 +493,11 @@ def shift_upper_lid(rgb: np.ndarray, geom: EyeGeometry, center: np.ndarray, radi
     eyeball = roi_img
     if a < 0:  # raised: synthesise the uncovered band (sclera + completed iris)
         a_open = geom.opening_alpha(roi.s, roi.t)
+        # the sclera under the lid: evaluated no higher than the visible sclera (no extrapolation)
         visible = _visible_sclera(roi_img, roi, geom, a_open, center, radius_px)
         if visible is None:
             return None
-        coef, sd, s_rng, t_rng = visible
-        # the sclera under the lid: evaluated no higher than the visible sclera (no extrapolation)
-        sclera = _eval_sclera(coef, geom, roi.s, roi.t, s_rng, t_rng)
+        sclera, sd = visible
         # darker just under the new margin (lid and lash shadow), as in real eyes
         shade = 1.0 - 0.18 * np.exp(-np.maximum(roi.t - new_margin, 0.0) / max(0.25 * radius_px, 1.0))
         sclera = sclera * shade[..., None].astype(np.float32)

@@ -215,7 +215,6 @@ def fit_face(
         arr[~tracked] = 4.0
         arr[:] = np.nan_to_num(arr, nan=4.0)
 
-
     return FaceFit(
         timestamps_s=track.timestamps_s,
         pts=track.pts,
