@@ -79,6 +79,23 @@ def _defer_pyplot() -> None:
     sys.modules[name] = stub
 
 
+def _drop_pinned_frames() -> None:
+    """Free the frames MediaPipe's import pins.
+
+    ``mediapipe.tasks.python.audio.core.audio_record`` keeps the error of its optional audio
+    import (``sd_error``, no PortAudio here) at module level, traceback and all. That traceback
+    holds every frame that was live during the import: the first ``FaceTracker`` is made inside
+    ``pipeline.measure``, so a masking run's whole pass-1 state (per-frame landmark and eye lists,
+    ~20 MB a minute of video) stayed alive through rendering.
+    """
+    err = getattr(sys.modules.get("mediapipe.tasks.python.audio.core.audio_record"), "sd_error", None)
+    seen: set[int] = set()
+    while isinstance(err, BaseException) and id(err) not in seen:
+        seen.add(id(err))
+        err.__traceback__ = None
+        err = err.__cause__ or err.__context__
+
+
 class MediaPipeLandmarker:
     """FaceLandmarker in VIDEO mode (temporal tracking) or IMAGE mode (still photos).
 
@@ -89,6 +106,8 @@ class MediaPipeLandmarker:
     def __init__(self, *, video: bool, min_confidence: float = 0.5) -> None:
         _defer_pyplot()
         import mediapipe as mp
+
+        _drop_pinned_frames()
         from mediapipe.tasks.python.core.base_options import BaseOptions
         from mediapipe.tasks.python import vision
 

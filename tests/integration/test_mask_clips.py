@@ -102,3 +102,21 @@ def test_no_face_clip_fails_closed(clip, tmp_path):
     lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and "no face" in lines[0]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_pass_one_state_is_freed_after_measuring(clip):
+    """Nothing keeps pass 1's per-frame lists alive into rendering (MediaPipe's import once pinned
+    the frames of the first ``measure`` call, and with them ~20 MB a minute of video). A fresh
+    interpreter, so that MediaPipe is first imported inside ``measure``, as in a real run."""
+    code = (
+        "import gc, sys\n"
+        "from pathlib import Path\n"
+        "from digital_mask import pipeline\n"
+        "from digital_mask.eyes import EyeTrackBuilder\n"
+        "from digital_mask.tracking import FaceTracker\n"
+        "track, eyes = pipeline.measure(Path(sys.argv[1]))\n"
+        "gc.collect()\n"
+        "alive = [type(o).__name__ for o in gc.get_objects() if isinstance(o, (FaceTracker, EyeTrackBuilder))]\n"
+        "assert track.found.any() and not alive, alive\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(clip("single_face.mp4"))], check=True, timeout=120)

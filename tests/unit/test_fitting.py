@@ -383,3 +383,21 @@ def test_reconstruction_error_skips_unseen_irises() -> None:
     err = reconstruction_error_pct(fit_face(track, eyes_none), eyes_none, track)
     assert np.isnan(err["eyeball_pct"])
     assert np.isfinite(err["eyelid_pct"])
+
+
+@pytest.mark.parametrize("sigma", [0.5, 1.0, 2.5])
+@pytest.mark.parametrize("n", [3, 7, 300])
+def test_pose_smoothing_matches_scipys_gaussian_filter(sigma, n):
+    """The pose filter is OpenCV's (scipy.ndimage costs ~0.4 s of start-up); same answer as scipy's."""
+    from scipy.ndimage import gaussian_filter1d
+
+    x = np.random.default_rng(n).normal(size=(n, 3))
+    want = gaussian_filter1d(x, sigma, axis=0, mode="nearest")
+    np.testing.assert_allclose(fitting._gaussian_along_frames(x, sigma), want, atol=1e-12)
+
+
+def test_rotation_vectors_round_trip_and_match_scipy():
+    rot = Rotation.random(200, random_state=3)
+    vecs = fitting._rotvecs(rot.as_matrix())
+    np.testing.assert_allclose(vecs, rot.as_rotvec(), atol=1e-9)
+    np.testing.assert_allclose(fitting._rotation_matrices(vecs), rot.as_matrix(), atol=1e-12)
