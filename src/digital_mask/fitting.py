@@ -170,7 +170,7 @@ def fit_face(
     scales = np.ones(n)
     trans = np.zeros((n, 3))
     residual = np.full(n, np.nan)
-    aligned = np.full((n, 468, 3), np.nan)
+    aligned = np.full((n, 468, 3), np.nan, np.float32)  # becomes the face motion, in place (memory)
     # MediaPipe's rigid-point basis minus the eye corners: MediaPipe moves them with the lids and
     # irises, which would drag the head pose along with the eyes we want to measure against it.
     rigid = ~np.isin(face.procrustes_idx, np.ravel(EYE_CORNERS))
@@ -185,12 +185,16 @@ def fit_face(
     if not tracked.any():
         raise NoFaceError("no usable face in any frame")
 
-    # Face motion: aligned landmarks minus the per-video neutral shape (median).
-    neutral = np.nanmedian(aligned[tracked], axis=0)
-    motion = aligned - neutral
+    # Face motion: aligned landmarks minus the per-video neutral shape (median), in place and a few
+    # vertices at a time (no whole-video float64 copies: ~11 KB a frame each).
+    neutral = np.empty((468, 3))
+    for lo in range(0, 468, 36):
+        neutral[lo : lo + 36] = np.nanmedian(aligned[tracked, lo : lo + 36], axis=0)
+    expression = aligned
+    expression -= neutral.astype(np.float32)
     if keep_patient_shape:
-        motion = motion + (neutral - face.vertices_cm)
-    expression = np.where(tracked[:, None, None], motion, 0.0).astype(np.float32)
+        expression += (neutral - face.vertices_cm).astype(np.float32)
+    expression[~tracked] = 0.0
 
     # Smooth head-pose jitter only (MediaPipe's landmarks jitter; the eyes are measured against the
     # smoothed head, as the renderer draws them).

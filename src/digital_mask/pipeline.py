@@ -316,6 +316,15 @@ def mask_video(
             raise InputError(f"{dst.name}: the side-by-side preview cannot be the masked output")
     timer = StageTimer()
     track, eyes, fit = reconstruct(src, info, config=config, progress=progress, timer=timer)
+    # What needs the whole-video landmarks is computed before rendering, so that its temporaries are
+    # freed (and handed back) before the renderer's memory peak.
+    accuracy = {k: round(v, 3) for k, v in reconstruction_error_pct(fit, eyes, track).items()}
+    refinement = {k: round(v, 2) for k, v in _refinement_change(track, eyes).items()}
+    measurements = None
+    if config.measure_dir is not None:
+        from .metrics import measurements_from
+
+        measurements = measurements_from(track, eyes, fit, source_name=src.name)
     _return_freed_memory()
     width, height = track.image_size
     n = len(fit)
@@ -343,11 +352,10 @@ def mask_video(
             dst.unlink(missing_ok=True)
             raise OutputError(f"{dst.name}: re-identification audit failed (a face recogniser matched it to "
                               f"{src.name}); output removed")
-    if config.measure_dir is not None:
-        from .metrics import measurements_from
+    if measurements is not None:
         from .report import write_measurements
 
-        write_measurements(measurements_from(track, eyes, fit, source_name=src.name), config.measure_dir)
+        write_measurements(measurements, config.measure_dir)
     wall = time.perf_counter() - t0
     tracked = int(fit.tracked.sum())
     summary = RunSummary(
@@ -358,9 +366,9 @@ def mask_video(
         frames_tracking_lost=n - tracked,
         wall_s=round(wall, 3),
         fps=round(n / wall, 2),
-        accuracy_pct={k: round(v, 3) for k, v in reconstruction_error_pct(fit, eyes, track).items()},
+        accuracy_pct=accuracy,
         stages_ms_per_frame=timer.ms_per_frame(n),
-        eye_refinement={k: round(v, 2) for k, v in _refinement_change(track, eyes).items()},
+        eye_refinement=refinement,
         models_sha256={m.name: m.sha256 for m in ALL_MODELS if model_path(m)},
         versions=versions(),
         audit=audit,
