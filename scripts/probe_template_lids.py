@@ -1,0 +1,65 @@
+"""Read-back of the upper lid on our rendered template, whose truth we know (issue 3's MRD1 bar).
+
+Renders the template with both upper margins held at known MRD1 values (lower margins 5 mm below
+the iris) and at a few vertical gazes, while the head turns (+-15 deg) and nods (+-8 deg) as in
+``calibrate_template_eyes.py``, measures each clip with the real pipeline and prints the median and
+the frame-to-frame spread of the MRD1 read back per eye. A faithful measurement reads back the
+requested MRD1 with a small spread; where it does not, the mask's MRD1 differs from the original's.
+
+    python scripts/probe_template_lids.py [--mrd1 2 4 6 8] [--pitch -15 0 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from digital_mask import fitting, rendering
+from digital_mask.io import VideoWriter
+from digital_mask.metrics import measurements_from
+from digital_mask.pipeline import measure
+from digital_mask.types import AvatarFrame
+
+W, H, SCALE, FPS, SECONDS = 640, 480, 22.0, 30, 2.0
+LOWER_MM = 5.0
+
+
+def render_clip(path: Path, mrd1_mm: float, gaze_pitch: float) -> None:
+    n = int(FPS * SECONDS)
+    with rendering.AvatarRenderer(W, H) as renderer, VideoWriter(path, W, H, Fraction(1, 15360), Fraction(FPS)) as w:
+        for i in range(n):
+            t = i / FPS
+            yaw, pitch = 15.0 * np.sin(2 * np.pi * t / SECONDS), 8.0 * np.sin(4 * np.pi * t / SECONDS)
+            rot = Rotation.from_euler("yx", [yaw, pitch], degrees=True).as_matrix() @ np.diag([1.0, -1.0, -1.0])
+            frame = AvatarFrame(True, rot, SCALE, np.array([W / 2, H / 2 + 20, 0.0]), np.zeros((468, 3), np.float32),
+                                np.zeros(2), np.full(2, gaze_pitch), np.full(2, mrd1_mm), np.full(2, LOWER_MM))
+            w.write(renderer.render(frame), i * 512)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mrd1", type=float, nargs="+", default=[2.0, 4.0, 6.0, 8.0])
+    parser.add_argument("--pitch", type=float, nargs="+", default=[-15.0, 0.0, 15.0])
+    args = parser.parse_args()
+    print("| gaze pitch | MRD1 drawn (mm) | right: read (median, frame SD) | left: read (median, frame SD) |")
+    print("|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "probe.mp4"
+        for pitch in args.pitch:
+            for mrd1 in args.mrd1:
+                render_clip(path, mrd1, pitch)
+                track, eyes = measure(path)
+                fit = fitting.fit_face(track, eyes)
+                table, ok = measurements_from(track, eyes, fit).table, fit.tracked
+                cells = [f"{np.nanmedian(table[f'{e}_mrd1_mm'][ok]):.2f}, {np.nanstd(table[f'{e}_mrd1_mm'][ok]):.2f}"
+                         for e in ("right", "left")]
+                print(f"| {pitch:+.0f} | {mrd1:.1f} | {cells[0]} | {cells[1]} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
