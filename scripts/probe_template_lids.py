@@ -29,7 +29,9 @@ W, H, SCALE, FPS, SECONDS = 640, 480, 22.0, 30, 2.0
 LOWER_MM = 5.0
 
 
-def render_clip(path: Path, mrd1_mm: float, gaze_pitch: float) -> None:
+def render_clip(path: Path, mrd1_mm: float, gaze_pitch: float) -> np.ndarray:
+    """Writes the clip; returns the MRD1 (mm) the renderer placed per eye (it cannot open a lid
+    past its range: that, not the request, is the truth)."""
     n = int(FPS * SECONDS)
     with rendering.AvatarRenderer(W, H) as renderer, VideoWriter(path, W, H, Fraction(1, 15360), Fraction(FPS)) as w:
         for i in range(n):
@@ -39,6 +41,12 @@ def render_clip(path: Path, mrd1_mm: float, gaze_pitch: float) -> None:
             frame = AvatarFrame(True, rot, SCALE, np.array([W / 2, H / 2 + 20, 0.0]), np.zeros((468, 3), np.float32),
                                 np.zeros(2), np.full(2, gaze_pitch), np.full(2, mrd1_mm), np.full(2, LOWER_MM))
             w.write(renderer.render(frame), i * 512)
+        irises = rendering.iris_centers_cm(frame.gaze_yaw_deg, frame.gaze_pitch_deg)
+        placed = []
+        for e in range(2):
+            renderer._lid_params(e, irises[e], mrd1_mm, LOWER_MM)
+            placed.append(10.0 * (renderer._upper_margin_y[e] - irises[e][1]))
+    return np.array(placed)
 
 
 def main() -> None:
@@ -46,19 +54,19 @@ def main() -> None:
     parser.add_argument("--mrd1", type=float, nargs="+", default=[2.0, 4.0, 6.0, 8.0])
     parser.add_argument("--pitch", type=float, nargs="+", default=[-15.0, 0.0, 15.0])
     args = parser.parse_args()
-    print("| gaze pitch | MRD1 drawn (mm) | right: read (median, frame SD) | left: read (median, frame SD) |")
-    print("|---|---|---|---|")
+    print("| gaze pitch | MRD1 asked (mm) | drawn R / L | right: read (median, frame SD) | left: read (median, frame SD) |")
+    print("|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "probe.mp4"
         for pitch in args.pitch:
             for mrd1 in args.mrd1:
-                render_clip(path, mrd1, pitch)
+                placed = render_clip(path, mrd1, pitch)
                 track, eyes = measure(path)
                 fit = fitting.fit_face(track, eyes)
                 table, ok = measurements_from(track, eyes, fit).table, fit.tracked
                 cells = [f"{np.nanmedian(table[f'{e}_mrd1_mm'][ok]):.2f}, {np.nanstd(table[f'{e}_mrd1_mm'][ok]):.2f}"
                          for e in ("right", "left")]
-                print(f"| {pitch:+.0f} | {mrd1:.1f} | {cells[0]} | {cells[1]} |", flush=True)
+                print(f"| {pitch:+.0f} | {mrd1:.1f} | {placed[0]:.2f} / {placed[1]:.2f} | {cells[0]} | {cells[1]} |", flush=True)
 
 
 if __name__ == "__main__":
