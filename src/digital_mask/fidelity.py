@@ -389,7 +389,10 @@ def case_errors(truth: dict, case_orig: dict, base_orig: dict, sum_orig: dict,
         off = yaw_off if cond["axis"] == "horizontal" else pitch_off
         for side, (c, b, s) in sides.items():
             ch = changes(c, b, s, shown)
-            hz = [ch["nystagmus_hz"][e] for e in EYE_NAMES if ch["nystagmus_hz"][e] is not None]
+            # the frequency the measurement reports: of the eyes where it found nystagmus; where it
+            # found none, of both eyes' strongest peaks (so a missed case still has an error)
+            found = [e for e in EYE_NAMES if ch["nystagmus"][e] and ch["nystagmus_hz"][e] is not None]
+            hz = [ch["nystagmus_hz"][e] for e in (found or EYE_NAMES) if ch["nystagmus_hz"][e] is not None]
             out[f"measured_{side}"] = round(float(np.mean(hz)), 3) if hz else None
             out[f"abs_error_{side}"] = round(abs(float(np.mean(hz)) - f0), 3) if hz else None
             gains = []
