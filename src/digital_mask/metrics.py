@@ -47,7 +47,7 @@ NYSTAGMUS_MIN_PROMINENCE = 8.0  # spectral peak over the band's power-law backgr
 NYSTAGMUS_MIN_CYCLES = 4.0  # the band starts at no less than this many cycles per window
 NYSTAGMUS_SEGMENT_S = 10.0  # spectral window (longer traces: 50 % overlapping windows, powers averaged)
 NYSTAGMUS_OVERSAMPLING = 8  # frequency grid step = 1 / (this x window length)
-NYSTAGMUS_IRLS_ITERATIONS = 10  # robust refits per frequency (3 Huber, then Tukey biweight)
+NYSTAGMUS_IRLS_ITERATIONS = 7  # robust refits per frequency (3 Huber, then Tukey biweight)
 HEAD_POSTURE_DEG = 10.0  # |mean head turn or tilt| at or above this = compensatory head posture
 
 MEASURES = ("gaze_yaw_deg", "gaze_pitch_deg", "mrd1_mm", "mrd2_mm", "fissure_height_mm", "fissure_width_mm")
@@ -334,12 +334,12 @@ def deviation_episodes(yaw_deg: np.ndarray, usable: np.ndarray, timestamps_s: np
 # nystagmus
 
 
-def _tukey_fit(X: np.ndarray, y: np.ndarray, iterations: int = NYSTAGMUS_IRLS_ITERATIONS) -> tuple[np.ndarray, np.ndarray]:
+def _tukey_fit(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Robust least squares of y on each design in X (F, N, p), batched: IRLS, Huber then Tukey.
 
     Starts from ordinary least squares, runs 3 Huber steps (k = 1.345) and then Tukey's biweight
     (c = 4.685), the scale re-estimated each step as 1.4826 * median |residual| (the usual 95 %
-    efficiency constants). Frames the rhythm does not explain (a mis-measured frame, a short run of
+    efficiency constants; as statsmodels' RLM with its default scale update). Frames the rhythm does not explain (a mis-measured frame, a short run of
     them) get weight 0 instead of spreading their power over the whole spectrum.
 
     Returns:
@@ -349,14 +349,14 @@ def _tukey_fit(X: np.ndarray, y: np.ndarray, iterations: int = NYSTAGMUS_IRLS_IT
     w = np.ones((F, N))
     coef = np.zeros((F, p))
     ridge = 1e-9 * np.eye(p)
+    Xt = np.ascontiguousarray(X.transpose(0, 2, 1))  # (F, p, N)
+    iterations = NYSTAGMUS_IRLS_ITERATIONS
     for it in range(iterations + 1):
-        Xw = X * w[:, :, None]
-        A = np.einsum("fnp,fnq->fpq", Xw, X) + ridge
-        b = np.einsum("fnp,n->fp", Xw, y)
-        coef = np.linalg.solve(A, b[:, :, None])[:, :, 0]
+        Xtw = Xt * w[:, None, :]
+        coef = np.linalg.solve(Xtw @ X + ridge, (Xtw @ y)[:, :, None])[:, :, 0]
         if it == iterations:
             break
-        r = y[None, :] - np.einsum("fnp,fp->fn", X, coef)
+        r = y[None, :] - (X @ coef[:, :, None])[:, :, 0]
         s = np.maximum(1.4826 * np.median(np.abs(r), axis=1, keepdims=True), 1e-3)
         u = r / s
         if it < 3:
