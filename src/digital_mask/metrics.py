@@ -334,13 +334,14 @@ def deviation_episodes(yaw_deg: np.ndarray, usable: np.ndarray, timestamps_s: np
 # nystagmus
 
 
-def _tukey_fit(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _tukey_fit(X: np.ndarray, y: np.ndarray, iterations: int) -> tuple[np.ndarray, np.ndarray]:
     """Robust least squares of y on each design in X (F, N, p), batched: IRLS, Huber then Tukey.
 
-    Starts from ordinary least squares, runs 3 Huber steps (k = 1.345) and then Tukey's biweight
+    Starts from ordinary least squares (``iterations`` = 0: that is all), runs 3 Huber steps (k = 1.345) and then Tukey's biweight
     (c = 4.685), the scale re-estimated each step as 1.4826 * median |residual| (the usual 95 %
-    efficiency constants; as statsmodels' RLM with its default scale update). Frames the rhythm does not explain (a mis-measured frame, a short run of
-    them) get weight 0 instead of spreading their power over the whole spectrum.
+    efficiency constants; as statsmodels' RLM with its default scale update). Frames the rhythm
+    does not explain (a mis-measured frame, a short run of them) get weight 0 instead of spreading
+    their power over the whole spectrum.
 
     Returns:
         (coef (F, p), weights (F, N)).
@@ -350,7 +351,6 @@ def _tukey_fit(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     coef = np.zeros((F, p))
     ridge = 1e-9 * np.eye(p)
     Xt = np.ascontiguousarray(X.transpose(0, 2, 1))  # (F, p, N)
-    iterations = NYSTAGMUS_IRLS_ITERATIONS
     for it in range(iterations + 1):
         Xtw = Xt * w[:, None, :]
         coef = np.linalg.solve(Xtw @ X + ridge, (Xtw @ y)[:, :, None])[:, :, 0]
@@ -376,30 +376,33 @@ def _design(t: np.ndarray, freqs: np.ndarray, harmonics: int = 1) -> np.ndarray:
     return np.stack(cols, axis=2)
 
 
-def robust_periodogram(t: np.ndarray, x: np.ndarray, freqs: np.ndarray, chunk: int = 256) -> np.ndarray:
+def robust_periodogram(t: np.ndarray, x: np.ndarray, freqs: np.ndarray, iterations: int = NYSTAGMUS_IRLS_ITERATIONS,
+                       chunk: int = 256) -> np.ndarray:
     """Power (deg^2, the variance of the fitted sinusoid) of a robust sinusoid fit at each frequency.
 
     An M-periodogram (Katkovnik, Signal Processing 1998): at every candidate frequency an offset,
     a linear trend and one sinusoid are fitted to the samples (irregular times allowed, gaps are
     not bridged) by ``_tukey_fit``; the power is (a^2 + b^2) / 2. Unlike an FFT/Welch spectrum it
     has no bin grid (any frequency can be evaluated) and no leakage from isolated bad frames.
+    ``iterations`` = 0: the ordinary least-squares (Lomb-Scargle-type) periodogram.
     """
     out = np.zeros(len(freqs))
     for s in range(0, len(freqs), chunk):
         f = freqs[s : s + chunk]
-        coef, _ = _tukey_fit(_design(t, f), x)
+        coef, _ = _tukey_fit(_design(t, f), x, iterations)
         out[s : s + chunk] = 0.5 * (coef[:, 2] ** 2 + coef[:, 3] ** 2)
     return out
 
 
-def waveform_p2p(t: np.ndarray, x: np.ndarray, f0: float, harmonics: int = 1) -> float:
+def waveform_p2p(t: np.ndarray, x: np.ndarray, f0: float, harmonics: int = 1,
+                 iterations: int = NYSTAGMUS_IRLS_ITERATIONS) -> float:
     """Peak-to-peak (deg) of the periodic component at f0, fitted robustly (``_tukey_fit``, with an
     offset and a linear trend) from its fundamental and ``harmonics`` - 1 harmonics.
 
     The detector uses the fundamental alone (the dominant oscillation, as NYSTAGMUS_MIN_P2P_DEG is
     stated); a jerk waveform's fundamental is 2/pi (0.64) of its full peak to peak.
     """
-    coef, _ = _tukey_fit(_design(t, np.array([f0]), harmonics), x)
+    coef, _ = _tukey_fit(_design(t, np.array([f0]), harmonics), x, iterations)
     ph = np.linspace(0.0, 2.0 * np.pi, 360, endpoint=False)
     wave = sum(coef[0, 2 * k] * np.cos(k * ph) + coef[0, 2 * k + 1] * np.sin(k * ph) for k in range(1, harmonics + 1))
     return float(np.ptp(wave))
@@ -419,10 +422,12 @@ def _segments(t: np.ndarray, ok: np.ndarray, length: float, dt: float) -> list[n
     return out
 
 
-def detect_nystagmus(yaw_deg: np.ndarray, pitch_deg: np.ndarray, timestamps_s: np.ndarray, usable: np.ndarray) -> dict:
-    """Nystagmus of one eye from a robust spectrum of its gaze traces.
+def detect_nystagmus(yaw_deg: np.ndarray, pitch_deg: np.ndarray, timestamps_s: np.ndarray, usable: np.ndarray,
+                     robust: bool = False) -> dict:
+    """Nystagmus of one eye from the spectrum of its gaze traces.
 
-    Spectrum: ``robust_periodogram`` of yaw plus that of pitch, on the usable frames (nothing
+    Spectrum: least-squares periodogram (``robust_periodogram``; robust fits with ``robust``) of
+    yaw plus that of pitch, on the usable frames (nothing
     interpolated), in windows of at most NYSTAGMUS_SEGMENT_S (50 % overlap, powers averaged), on a
     frequency grid NYSTAGMUS_OVERSAMPLING times finer than 1 / window. The strongest peak within
     NYSTAGMUS_BAND_HZ (capped below 0.9 x Nyquist and at NYSTAGMUS_MIN_CYCLES per window or more)
@@ -431,12 +436,18 @@ def detect_nystagmus(yaw_deg: np.ndarray, pitch_deg: np.ndarray, timestamps_s: n
     oscillation at that frequency (``waveform_p2p`` of the fundamental, median over windows, yaw and
     pitch combined) reaches NYSTAGMUS_MIN_P2P_DEG peak to peak.
 
-    Why robust: on a re-tracked mask single frames (or short runs) are mis-measured by 5-30 deg
-    (fidelity cases, docs/benchmarks.md); such a frame has a flat spectrum and, in an FFT/Welch
-    spectrum of a 3 s piece, outshone 4-6 deg rhythms and moved the peak to 7-11 Hz.
+    ``robust`` (Tukey IRLS at every frequency) is for a gaze CHANGE against a baseline of the same
+    frames (``fidelity.changes``): natural gaze shifts cancel there, so what is left besides the
+    rhythm is measurement error, whose wild frames are outliers. On a re-tracked mask single frames
+    (or short runs) are off by 5-30 deg; such a frame has a flat spectrum and, in the Welch spectrum
+    used before, outshone 4-6 deg rhythms of a 3 s piece. On a raw gaze trace large gaze shifts are
+    signal, not outliers: down-weighting them leaves an irregular remainder in which chance peaks
+    stand out (single_face, 2.4 s: prominence 9-10 robust, 2-3 plain), so the default is the plain
+    least-squares fit.
 
     Args:
         yaw_deg, pitch_deg, timestamps_s, usable: (T,) one eye's traces and usable frames.
+        robust: robust (Tukey) fits instead of least squares (see above).
 
     Returns:
         ``{"detected": bool, "frequency_hz", "amplitude_p2p_deg", "direction", "threshold", ...}``
@@ -447,7 +458,9 @@ def detect_nystagmus(yaw_deg: np.ndarray, pitch_deg: np.ndarray, timestamps_s: n
     ok = np.asarray(usable, bool) & np.isfinite(yaw) & np.isfinite(pitch)
     threshold = {"band_hz": list(NYSTAGMUS_BAND_HZ), "min_p2p_deg": NYSTAGMUS_MIN_P2P_DEG,
                  "min_prominence": NYSTAGMUS_MIN_PROMINENCE, "min_cycles_in_window": NYSTAGMUS_MIN_CYCLES,
-                 "window_s": NYSTAGMUS_SEGMENT_S, "spectrum": "robust (Tukey) least-squares periodogram"}
+                 "window_s": NYSTAGMUS_SEGMENT_S,
+                 "spectrum": "robust (Tukey) least-squares periodogram" if robust else "least-squares periodogram"}
+    iterations = NYSTAGMUS_IRLS_ITERATIONS if robust else 0
     none = {"detected": False, "result": "none detected", "threshold": threshold}
     empty = np.zeros(0)
     if len(t) < 8 or ok.sum() < 8:
@@ -465,7 +478,7 @@ def detect_nystagmus(yaw_deg: np.ndarray, pitch_deg: np.ndarray, timestamps_s: n
         return {**none, "result": "not measurable (clip too short)", "_freq_hz": empty, "_power": empty}
     power = np.zeros(len(freqs))
     for idx in segs:
-        power += robust_periodogram(t[idx], yaw[idx], freqs) + robust_periodogram(t[idx], pitch[idx], freqs)
+        power += robust_periodogram(t[idx], yaw[idx], freqs, iterations) + robust_periodogram(t[idx], pitch[idx], freqs, iterations)
     power /= len(segs)
     # whiten: gaze shifts and noise give a falling (~1/f^a) background; a rhythm stands above it
     logf, logp = np.log(freqs), np.log(np.maximum(power, 1e-12))
@@ -483,8 +496,8 @@ def detect_nystagmus(yaw_deg: np.ndarray, pitch_deg: np.ndarray, timestamps_s: n
         den = a - 2 * b + c
         if abs(den) > 1e-12:
             f0 += float(np.clip(0.5 * (a - c) / den, -0.5, 0.5)) * float(freqs[1] - freqs[0])
-    h = float(np.median([waveform_p2p(t[idx], yaw[idx], f0) for idx in segs]))
-    v = float(np.median([waveform_p2p(t[idx], pitch[idx], f0) for idx in segs]))
+    h = float(np.median([waveform_p2p(t[idx], yaw[idx], f0, 1, iterations) for idx in segs]))
+    v = float(np.median([waveform_p2p(t[idx], pitch[idx], f0, 1, iterations) for idx in segs]))
     p2p = float(np.hypot(h, v))
     direction = "horizontal" if h >= 2 * v else "vertical" if v >= 2 * h else "oblique"
     detected = p2p >= NYSTAGMUS_MIN_P2P_DEG and prominence >= NYSTAGMUS_MIN_PROMINENCE

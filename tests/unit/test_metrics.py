@@ -244,7 +244,7 @@ def test_short_jerk_with_mis_measured_frames_keeps_its_frequency():
         yaw = _jerk(t, 5.0, 4.0) + rng.normal(0, 0.5, n)
         bad = rng.choice(n, 5, replace=False)
         yaw[bad] += rng.choice([-1.0, 1.0], 5) * rng.uniform(10, 25, 5)
-        res = detect_nystagmus(yaw, rng.normal(0, 0.5, n), t, np.ones(n, bool))
+        res = detect_nystagmus(yaw, rng.normal(0, 0.5, n), t, np.ones(n, bool), robust=True)
         assert res["detected"] is True, seed
         assert res["frequency_hz"] == pytest.approx(5.0, abs=0.15), seed
         assert res["amplitude_p2p_deg"] == pytest.approx(4.0 * 2 / np.pi, rel=0.25), seed  # the fundamental
@@ -258,7 +258,7 @@ def test_noise_with_mis_measured_frames_has_no_nystagmus():
         yaw = rng.normal(0, 0.8, n)
         bad = rng.choice(n, 5, replace=False)
         yaw[bad] += rng.choice([-1.0, 1.0], 5) * rng.uniform(10, 25, 5)
-        res = detect_nystagmus(yaw, rng.normal(0, 0.8, n), t, np.ones(n, bool))
+        res = detect_nystagmus(yaw, rng.normal(0, 0.8, n), t, np.ones(n, bool), robust=True)
         assert res["detected"] is False, seed
 
 
