@@ -13,7 +13,8 @@ masked (``pipeline.mask_video``), the simulated original is measured from the ma
   the piece (the control). Paired frame by frame (the simulator keeps every frame and its
   timestamp), medians over frames where the eye(s) are open in both videos and the truth says the
   condition is shown. Strabismus: deviation change in prism dioptres along the simulated axis;
-  nystagmus: spectral peak frequency (``metrics.detect_nystagmus``) and amplitude (the least-squares
+  nystagmus: spectral peak frequency (``metrics.detect_nystagmus``; mean over the eyes where it
+  found nystagmus, else over both eyes' strongest peaks) and amplitude (the least-squares
   gain of the measured gaze change on the truth waveform, times the truth's peak-to-peak); ptosis and
   retraction: MRD1 change in mm.
 * **an automated diagnosis** per case and eye (``diagnose``; thresholds in ``THRESHOLDS``), from
@@ -84,9 +85,10 @@ THRESHOLDS = {
     "strabismus": f"|deviation change vs the unmodified piece| >= {DEVIATION_H_PD:g} PD horizontal or >= "
                   f"{DEVIATION_V_PD:g} PD vertical (metrics.DEVIATION_H_PD / DEVIATION_V_PD); median over "
                   "frames with both eyes open in both videos; one rating per case",
-    "nystagmus": "metrics.detect_nystagmus with its own thresholds (spectral peak in 1-12 Hz >= 8x the power-law "
-                 "background and >= 2 deg peak to peak) on the gaze change of the eye against the unmodified piece "
-                 "(frames with that eye open in both videos); per eye",
+    "nystagmus": "metrics.detect_nystagmus with its own thresholds (peak of a robust (Tukey) least-squares "
+                 "periodogram in 1-12 Hz >= 8x the power-law background and >= 2 deg peak to peak) on the "
+                 "gaze change of the eye against the unmodified piece (frames with that eye open in both "
+                 "videos); per eye",
     "ptosis": f"MRD1 change vs the unmodified piece <= -{LID_CHANGE_MM:g} mm (median over frames with that eye "
               "open in both videos); per eye",
     "retraction": f"MRD1 change vs the unmodified piece >= +{LID_CHANGE_MM:g} mm; per eye",
@@ -279,9 +281,10 @@ def changes(case: dict[str, np.ndarray], base: dict[str, np.ndarray], summary: d
             for comparison as ``nystagmus_absolute``).
         shown: optional (T,) bool, frames where the condition is shown (truth); None = all.
 
-    Nystagmus: ``metrics.detect_nystagmus`` (its thresholds unchanged) on the gaze CHANGE of each
-    eye (case minus baseline, frames with that eye open in both): the natural gaze shifts of the
-    piece cancel, the simulated oscillation remains.
+    Nystagmus: ``metrics.detect_nystagmus`` (its thresholds unchanged, ``robust=True``) on the gaze
+    CHANGE of each eye (case minus baseline, frames with that eye open in both): the natural gaze
+    shifts of the piece cancel, the simulated oscillation remains, and a mis-measured frame is an
+    outlier of it.
 
     Returns:
         ``{"deviation_h_pd", "deviation_v_pd", "mrd1_change_mm": {eye: x}, "nystagmus": {eye: bool},
@@ -316,7 +319,7 @@ def changes(case: dict[str, np.ndarray], base: dict[str, np.ndarray], summary: d
         hz = p2p = None
         detected = False
         if ok.sum() >= MIN_FRAMES:
-            ny = detect_nystagmus(np.where(ok, d_yaw, np.nan), np.where(ok, d_pitch, np.nan), t, ok)
+            ny = detect_nystagmus(np.where(ok, d_yaw, np.nan), np.where(ok, d_pitch, np.nan), t, ok, robust=True)
             detected = bool(ny["detected"])
             peak = ny if "frequency_hz" in ny else ny.get("strongest_peak", {})
             hz, p2p = peak.get("frequency_hz"), peak.get("amplitude_p2p_deg")
@@ -389,7 +392,10 @@ def case_errors(truth: dict, case_orig: dict, base_orig: dict, sum_orig: dict,
         off = yaw_off if cond["axis"] == "horizontal" else pitch_off
         for side, (c, b, s) in sides.items():
             ch = changes(c, b, s, shown)
-            hz = [ch["nystagmus_hz"][e] for e in EYE_NAMES if ch["nystagmus_hz"][e] is not None]
+            # the frequency the measurement reports: of the eyes where it found nystagmus; where it
+            # found none, of both eyes' strongest peaks (so a missed case still has an error)
+            found = [e for e in EYE_NAMES if ch["nystagmus"][e] and ch["nystagmus_hz"][e] is not None]
+            hz = [ch["nystagmus_hz"][e] for e in (found or EYE_NAMES) if ch["nystagmus_hz"][e] is not None]
             out[f"measured_{side}"] = round(float(np.mean(hz)), 3) if hz else None
             out[f"abs_error_{side}"] = round(abs(float(np.mean(hz)) - f0), 3) if hz else None
             gains = []

@@ -24,7 +24,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import signal
 
 from .types import EYE_NAMES, IRIS_DIAMETER_MM, EyeTrack, FaceFit, LandmarkTrack
 
@@ -45,7 +44,10 @@ EPISODE_PD = 20.0  # one eye turned this far (in PD) relative to its fellow = a 
 NYSTAGMUS_BAND_HZ = (1.0, 12.0)
 NYSTAGMUS_MIN_P2P_DEG = 2.0  # peak-to-peak amplitude of the dominant oscillation
 NYSTAGMUS_MIN_PROMINENCE = 8.0  # spectral peak over the band's power-law background
-NYSTAGMUS_MIN_CYCLES = 4.0  # the band starts at no less than this many cycles per clip
+NYSTAGMUS_MIN_CYCLES = 4.0  # the band starts at no less than this many cycles per window
+NYSTAGMUS_SEGMENT_S = 10.0  # spectral window (longer traces: 50 % overlapping windows, powers averaged)
+NYSTAGMUS_OVERSAMPLING = 8  # frequency grid step = 1 / (this x window length)
+NYSTAGMUS_IRLS_ITERATIONS = 7  # robust refits per frequency (3 Huber, then Tukey biweight)
 HEAD_POSTURE_DEG = 10.0  # |mean head turn or tilt| at or above this = compensatory head posture
 
 MEASURES = ("gaze_yaw_deg", "gaze_pitch_deg", "mrd1_mm", "mrd2_mm", "fissure_height_mm", "fissure_width_mm")
@@ -332,93 +334,177 @@ def deviation_episodes(yaw_deg: np.ndarray, usable: np.ndarray, timestamps_s: np
 # nystagmus
 
 
-def _uniform(t: np.ndarray, x: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, float]:
-    """x resampled on a uniform time grid (the median frame interval); gaps linearly bridged."""
-    ok = ok & np.isfinite(x)
-    if ok.sum() < 2:
-        return np.zeros(0), 1.0
-    dt = float(np.median(np.diff(t)))
-    grid = np.arange(t[ok][0], t[ok][-1] + dt / 2, dt)
-    return np.interp(grid, t[ok], x[ok]), 1.0 / dt
+def _tukey_fit(X: np.ndarray, y: np.ndarray, iterations: int) -> tuple[np.ndarray, np.ndarray]:
+    """Robust least squares of y on each design in X (F, N, p), batched: IRLS, Huber then Tukey.
+
+    Starts from ordinary least squares (``iterations`` = 0: that is all), runs 3 Huber steps (k = 1.345) and then Tukey's biweight
+    (c = 4.685), the scale re-estimated each step as 1.4826 * median |residual| (the usual 95 %
+    efficiency constants; as statsmodels' RLM with its default scale update). Frames the rhythm
+    does not explain (a mis-measured frame, a short run of them) get weight 0 instead of spreading
+    their power over the whole spectrum.
+
+    Returns:
+        (coef (F, p), weights (F, N)).
+    """
+    F, N, p = X.shape
+    w = np.ones((F, N))
+    coef = np.zeros((F, p))
+    ridge = 1e-9 * np.eye(p)
+    Xt = np.ascontiguousarray(X.transpose(0, 2, 1))  # (F, p, N)
+    for it in range(iterations + 1):
+        Xtw = Xt * w[:, None, :]
+        coef = np.linalg.solve(Xtw @ X + ridge, (Xtw @ y)[:, :, None])[:, :, 0]
+        if it == iterations:
+            break
+        r = y[None, :] - (X @ coef[:, :, None])[:, :, 0]
+        s = np.maximum(1.4826 * np.median(np.abs(r), axis=1, keepdims=True), 1e-3)
+        u = r / s
+        if it < 3:
+            w = np.minimum(1.0, 1.345 / np.maximum(np.abs(u), 1e-12))
+        else:
+            w = np.where(np.abs(u) < 4.685, (1.0 - (u / 4.685) ** 2) ** 2, 0.0)
+    return coef, w
 
 
-def gaze_spectrum(x: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray]:
-    """Welch power spectrum of a gaze trace (deg^2 per bin, 'spectrum' scaling), linear detrend per segment."""
-    x = np.asarray(x, np.float64)
-    nper = int(min(len(x), max(16, round(4.0 * fs))))
-    if len(x) < 8:
-        return np.zeros(0), np.zeros(0)
-    return signal.welch(x, fs=fs, nperseg=nper, noverlap=nper // 2, detrend="linear", scaling="spectrum")
+def _design(t: np.ndarray, freqs: np.ndarray, harmonics: int = 1) -> np.ndarray:
+    """(F, N, 2 + 2H): offset, linear trend, then cos/sin of each harmonic k*f (k = 1..H)."""
+    tc = t - t.mean()
+    cols = [np.ones((len(freqs), len(t))), np.broadcast_to(tc, (len(freqs), len(t)))]
+    for k in range(1, harmonics + 1):
+        ph = 2.0 * np.pi * k * freqs[:, None] * tc[None, :]
+        cols += [np.cos(ph), np.sin(ph)]
+    return np.stack(cols, axis=2)
 
 
-def _band_p2p(x: np.ndarray, fs: float, f0: float) -> float:
-    """Peak-to-peak amplitude (2 * sqrt(2) * RMS) of x's component within +-0.75 Hz of f0."""
-    lo, hi = max(0.2, f0 - 0.75), min(0.95 * fs / 2, f0 + 0.75)
-    if hi <= lo or len(x) < 16:
-        return 0.0
-    sos = signal.butter(2, [lo, hi], btype="bandpass", fs=fs, output="sos")
-    y = signal.sosfiltfilt(sos, x - np.mean(x), padlen=min(len(x) - 1, 3 * 6))
-    return float(2.0 * np.sqrt(2.0) * np.sqrt(np.mean(y**2)))
+def robust_periodogram(t: np.ndarray, x: np.ndarray, freqs: np.ndarray, iterations: int = NYSTAGMUS_IRLS_ITERATIONS,
+                       chunk: int = 256) -> np.ndarray:
+    """Power (deg^2, the variance of the fitted sinusoid) of a robust sinusoid fit at each frequency.
+
+    An M-periodogram (Katkovnik, Signal Processing 1998): at every candidate frequency an offset,
+    a linear trend and one sinusoid are fitted to the samples (irregular times allowed, gaps are
+    not bridged) by ``_tukey_fit``; the power is (a^2 + b^2) / 2. Unlike an FFT/Welch spectrum it
+    has no bin grid (any frequency can be evaluated) and no leakage from isolated bad frames.
+    ``iterations`` = 0: the ordinary least-squares (Lomb-Scargle-type) periodogram.
+    """
+    out = np.zeros(len(freqs))
+    for s in range(0, len(freqs), chunk):
+        f = freqs[s : s + chunk]
+        coef, _ = _tukey_fit(_design(t, f), x, iterations)
+        out[s : s + chunk] = 0.5 * (coef[:, 2] ** 2 + coef[:, 3] ** 2)
+    return out
 
 
-def detect_nystagmus(yaw_deg: np.ndarray, pitch_deg: np.ndarray, timestamps_s: np.ndarray, usable: np.ndarray) -> dict:
+def waveform_p2p(t: np.ndarray, x: np.ndarray, f0: float, harmonics: int = 1,
+                 iterations: int = NYSTAGMUS_IRLS_ITERATIONS) -> float:
+    """Peak-to-peak (deg) of the periodic component at f0, fitted robustly (``_tukey_fit``, with an
+    offset and a linear trend) from its fundamental and ``harmonics`` - 1 harmonics.
+
+    The detector uses the fundamental alone (the dominant oscillation, as NYSTAGMUS_MIN_P2P_DEG is
+    stated); a jerk waveform's fundamental is 2/pi (0.64) of its full peak to peak.
+    """
+    coef, _ = _tukey_fit(_design(t, np.array([f0]), harmonics), x, iterations)
+    ph = np.linspace(0.0, 2.0 * np.pi, 360, endpoint=False)
+    wave = sum(coef[0, 2 * k] * np.cos(k * ph) + coef[0, 2 * k + 1] * np.sin(k * ph) for k in range(1, harmonics + 1))
+    return float(np.ptp(wave))
+
+
+def _segments(t: np.ndarray, ok: np.ndarray, length: float, dt: float) -> list[np.ndarray]:
+    """Indices of usable frames in windows of ``length`` s tiling t's span with 50 % overlap; windows
+    with fewer than half their frames (or < 16) usable are dropped."""
+    t0, t1 = float(t[0]), float(t[-1]) + dt
+    n_seg = max(1, int(np.ceil((t1 - t0 - length) / (length / 2) - 1e-9)) + 1)
+    starts = np.linspace(t0, max(t0, t1 - length), n_seg)
+    out = []
+    for s in starts:
+        idx = np.flatnonzero(ok & (t >= s - 1e-9) & (t < s + length - 1e-9))
+        if len(idx) >= max(16, 0.5 * length / dt):
+            out.append(idx)
+    return out
+
+
+def detect_nystagmus(yaw_deg: np.ndarray, pitch_deg: np.ndarray, timestamps_s: np.ndarray, usable: np.ndarray,
+                     robust: bool = False) -> dict:
     """Nystagmus of one eye from the spectrum of its gaze traces.
 
-    The dominant peak of the summed yaw+pitch power within NYSTAGMUS_BAND_HZ (capped below the
-    Nyquist frequency and at NYSTAGMUS_MIN_CYCLES per clip or more) counts when it stands
-    NYSTAGMUS_MIN_PROMINENCE times above the band's power-law background (a narrow rhythm, not the
-    falling spectrum of saccades, gaze shifts and measurement noise) and its oscillation reaches
-    NYSTAGMUS_MIN_P2P_DEG peak to peak.
+    Spectrum: least-squares periodogram (``robust_periodogram``; robust fits with ``robust``) of
+    yaw plus that of pitch, on the usable frames (nothing
+    interpolated), in windows of at most NYSTAGMUS_SEGMENT_S (50 % overlap, powers averaged), on a
+    frequency grid NYSTAGMUS_OVERSAMPLING times finer than 1 / window. The strongest peak within
+    NYSTAGMUS_BAND_HZ (capped below 0.9 x Nyquist and at NYSTAGMUS_MIN_CYCLES per window or more)
+    counts when it stands NYSTAGMUS_MIN_PROMINENCE times above the band's power-law background (a
+    narrow rhythm, not the falling spectrum of saccades, gaze shifts and measurement noise) and the
+    oscillation at that frequency (``waveform_p2p`` of the fundamental, median over windows, yaw and
+    pitch combined) reaches NYSTAGMUS_MIN_P2P_DEG peak to peak.
+
+    ``robust`` (Tukey IRLS at every frequency) is for a gaze CHANGE against a baseline of the same
+    frames (``fidelity.changes``): natural gaze shifts cancel there, so what is left besides the
+    rhythm is measurement error, whose wild frames are outliers. On a re-tracked mask single frames
+    (or short runs) are off by 5-30 deg; such a frame has a flat spectrum and, in the Welch spectrum
+    used before, outshone 4-6 deg rhythms of a 3 s piece. On a raw gaze trace large gaze shifts are
+    signal, not outliers: down-weighting them leaves an irregular remainder in which chance peaks
+    stand out (single_face, 2.4 s: prominence 9-10 robust, 2-3 plain), so the default is the plain
+    least-squares fit.
 
     Args:
         yaw_deg, pitch_deg, timestamps_s, usable: (T,) one eye's traces and usable frames.
+        robust: robust (Tukey) fits instead of least squares (see above).
 
     Returns:
         ``{"detected": bool, "frequency_hz", "amplitude_p2p_deg", "direction", "threshold", ...}``
         plus ``_freq_hz``/``_power`` arrays (removed before writing JSON).
     """
     t = np.asarray(timestamps_s, np.float64)
-    ok = np.asarray(usable, bool)
-    yx, fs = _uniform(t, np.asarray(yaw_deg, np.float64), ok)
-    px, _ = _uniform(t, np.asarray(pitch_deg, np.float64), ok)
+    yaw, pitch = np.asarray(yaw_deg, np.float64), np.asarray(pitch_deg, np.float64)
+    ok = np.asarray(usable, bool) & np.isfinite(yaw) & np.isfinite(pitch)
     threshold = {"band_hz": list(NYSTAGMUS_BAND_HZ), "min_p2p_deg": NYSTAGMUS_MIN_P2P_DEG,
-                 "min_prominence": NYSTAGMUS_MIN_PROMINENCE, "min_cycles_in_clip": NYSTAGMUS_MIN_CYCLES}
+                 "min_prominence": NYSTAGMUS_MIN_PROMINENCE, "min_cycles_in_window": NYSTAGMUS_MIN_CYCLES,
+                 "window_s": NYSTAGMUS_SEGMENT_S,
+                 "spectrum": "robust (Tukey) least-squares periodogram" if robust else "least-squares periodogram"}
+    iterations = NYSTAGMUS_IRLS_ITERATIONS if robust else 0
     none = {"detected": False, "result": "none detected", "threshold": threshold}
-    f, ph = gaze_spectrum(yx, fs)
-    _, pv = gaze_spectrum(px, fs)
-    if f.size == 0:
-        return {**none, "result": "not measurable (too few frames)", "_freq_hz": f, "_power": f}
-    power = ph + pv
-    f_lo = max(NYSTAGMUS_BAND_HZ[0], NYSTAGMUS_MIN_CYCLES * fs / len(yx))
-    band = (f >= f_lo) & (f <= min(NYSTAGMUS_BAND_HZ[1], 0.9 * fs / 2))
-    if band.sum() < 3:
-        return {**none, "result": "not measurable (clip too short)", "_freq_hz": f, "_power": power}
+    empty = np.zeros(0)
+    if len(t) < 8 or ok.sum() < 8:
+        return {**none, "result": "not measurable (too few frames)", "_freq_hz": empty, "_power": empty}
+    dt = float(np.median(np.diff(t)))
+    fs = 1.0 / dt
+    length = min(NYSTAGMUS_SEGMENT_S, float(t[-1] - t[0]) + dt)
+    f_lo = max(NYSTAGMUS_BAND_HZ[0], NYSTAGMUS_MIN_CYCLES / length)
+    f_hi = min(NYSTAGMUS_BAND_HZ[1], 0.9 * fs / 2)
+    freqs = np.arange(f_lo, f_hi + 1e-9, 1.0 / (NYSTAGMUS_OVERSAMPLING * length))
+    segs = _segments(t, ok, length, dt)
+    if not segs:
+        return {**none, "result": "not measurable (too few frames)", "_freq_hz": empty, "_power": empty}
+    if len(freqs) < 3 * NYSTAGMUS_OVERSAMPLING:
+        return {**none, "result": "not measurable (clip too short)", "_freq_hz": empty, "_power": empty}
+    power = np.zeros(len(freqs))
+    for idx in segs:
+        power += robust_periodogram(t[idx], yaw[idx], freqs, iterations) + robust_periodogram(t[idx], pitch[idx], freqs, iterations)
+    power /= len(segs)
     # whiten: gaze shifts and noise give a falling (~1/f^a) background; a rhythm stands above it
-    idx = np.flatnonzero(band)
-    logf, logp = np.log(f[idx]), np.log(np.maximum(power[idx], 1e-12))
+    logf, logp = np.log(freqs), np.log(np.maximum(power, 1e-12))
     coef = np.polyfit(logf, logp, 1)
-    for _ in range(2):  # refit without the bins far above the trend (the peak itself)
+    for _ in range(2):  # refit without the points far above the trend (the peak itself)
         keep = logp - np.polyval(coef, logf) < np.log(3.0)
         if keep.sum() >= 3:
             coef = np.polyfit(logf[keep], logp[keep], 1)
     ratio = np.exp(logp - np.polyval(coef, logf))
-    k = idx[int(np.argmax(ratio))]
-    prominence = float(ratio.max())
-    # parabolic interpolation of the peak frequency (log power)
-    f0 = float(f[k])
-    if 0 < k < len(f) - 1 and np.all(power[k - 1 : k + 2] > 0):
+    k = int(np.argmax(ratio))
+    prominence = float(ratio[k])
+    f0 = float(freqs[k])
+    if 0 < k < len(freqs) - 1 and np.all(power[k - 1 : k + 2] > 0):  # parabolic refinement (log power)
         a, b, c = np.log(power[k - 1 : k + 2])
         den = a - 2 * b + c
         if abs(den) > 1e-12:
-            f0 += float(np.clip(0.5 * (a - c) / den, -0.5, 0.5)) * float(f[1] - f[0])
-    h, v = _band_p2p(yx, fs, f0), _band_p2p(px, fs, f0)
+            f0 += float(np.clip(0.5 * (a - c) / den, -0.5, 0.5)) * float(freqs[1] - freqs[0])
+    h = float(np.median([waveform_p2p(t[idx], yaw[idx], f0, 1, iterations) for idx in segs]))
+    v = float(np.median([waveform_p2p(t[idx], pitch[idx], f0, 1, iterations) for idx in segs]))
     p2p = float(np.hypot(h, v))
     direction = "horizontal" if h >= 2 * v else "vertical" if v >= 2 * h else "oblique"
     detected = p2p >= NYSTAGMUS_MIN_P2P_DEG and prominence >= NYSTAGMUS_MIN_PROMINENCE
     res = {"detected": bool(detected), "result": "detected" if detected else "none detected",
            "frequency_hz": round(f0, 2), "amplitude_p2p_deg": round(p2p, 2), "direction": direction,
            "horizontal_p2p_deg": round(h, 2), "vertical_p2p_deg": round(v, 2), "prominence": round(prominence, 1),
-           "threshold": threshold, "_freq_hz": f, "_power": power}
+           "threshold": threshold, "_freq_hz": freqs, "_power": power}
     if not detected:
         res["strongest_peak"] = {key: res.pop(key) for key in ("frequency_hz", "amplitude_p2p_deg", "direction")}
     return res
