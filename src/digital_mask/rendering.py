@@ -3,7 +3,7 @@
 The renderer never sees an original frame: its only input is ``AvatarFrame`` (pose, expression
 motion, per-eye gaze and lid margins). It draws
 
-* the template face (MediaPipe's canonical mesh, subdivided once, twice around the eyes, smooth-shaded skin with darker
+* the template face (MediaPipe's canonical mesh, subdivided twice, smooth-shaded skin with darker
   brows, redder lips and lash lines on the lid margins) with both eye openings cut;
 * per eye a 12 mm eyeball (white sclera, grey-blue iris 11.7 mm across with a dark limbal ring,
   3.5 mm black pupil) rotated by the eye's gaze, ray-cast as an exact sphere, inside a dark
