@@ -114,11 +114,13 @@ def fit_similarity(src: np.ndarray, dst: np.ndarray, w: np.ndarray) -> tuple[flo
 
 
 def _gaussian_along_frames(x: np.ndarray, sigma: float) -> np.ndarray:
-    """``scipy.ndimage.gaussian_filter1d(x, sigma, axis=0, mode="nearest")`` for (T, k) float64, in
-    OpenCV (same truncation at 4 sigma, same edge rule): importing scipy.ndimage would add ~0.4 s
-    to every start-up."""
+    """``scipy.ndimage.gaussian_filter1d(x, sigma, axis=0, mode="nearest")`` for (T,) or (T, k)
+    float64, in OpenCV (same truncation at 4 sigma, same edge rule): importing scipy.ndimage would
+    add ~0.4 s to every start-up."""
     radius = int(4.0 * sigma + 0.5)
-    return cv2.GaussianBlur(x, (1, 2 * radius + 1), sigmaX=1e-9, sigmaY=sigma, borderType=cv2.BORDER_REPLICATE)
+    columns = np.ascontiguousarray(x.reshape(len(x), -1))  # OpenCV reads a 1-D array as one row
+    out = cv2.GaussianBlur(columns, (1, 2 * radius + 1), sigmaX=1e-9, sigmaY=sigma, borderType=cv2.BORDER_REPLICATE)
+    return out.reshape(x.shape)
 
 
 def _smooth_runs(x: np.ndarray, ok: np.ndarray, sigma: float) -> np.ndarray:

@@ -391,9 +391,11 @@ def test_pose_smoothing_matches_scipys_gaussian_filter(sigma, n):
     """The pose filter is OpenCV's (scipy.ndimage costs ~0.4 s of start-up); same answer as scipy's."""
     from scipy.ndimage import gaussian_filter1d
 
-    x = np.random.default_rng(n).normal(size=(n, 3))
-    want = gaussian_filter1d(x, sigma, axis=0, mode="nearest")
-    np.testing.assert_allclose(fitting._gaussian_along_frames(x, sigma), want, atol=1e-12)
+    for x in (np.random.default_rng(n).normal(size=(n, 3)), np.random.default_rng(n).normal(size=n)):
+        want = gaussian_filter1d(x, sigma, axis=0, mode="nearest")
+        got = fitting._gaussian_along_frames(x, sigma)
+        assert got.shape == x.shape
+        np.testing.assert_allclose(got, want, atol=1e-12)
 
 
 def test_rotation_vectors_round_trip_and_match_scipy():
