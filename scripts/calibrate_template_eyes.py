@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -32,16 +31,18 @@ W, H, SCALE, FPS, SECONDS = 640, 480, 22.0, 30, 6.0
 LIDS_MM = 4.5  # both margins: the fissure middle at the iris centre, primary gaze by definition
 
 
-def render_clip(path: Path, gaze_yaw: float, gaze_pitch: float = 0.0) -> None:
-    """The template at a constant gaze while the head turns (+-15 deg) and nods (+-8 deg) smoothly."""
-    n = int(FPS * SECONDS)
+def render_clip(path: Path, gaze_yaw: float, gaze_pitch: float = 0.0, *, upper_mm: float = LIDS_MM,
+                lower_mm: float = LIDS_MM, seconds: float = SECONDS) -> None:
+    """The template at a constant gaze and lids while the head turns (+-15 deg) and nods (+-8 deg)
+    smoothly (one turn and two nods over the clip)."""
+    n = int(FPS * seconds)
     with rendering.AvatarRenderer(W, H) as renderer, VideoWriter(path, W, H, Fraction(1, 15360), Fraction(FPS)) as w:
         for i in range(n):
             t = i / FPS
-            yaw, pitch = 15.0 * np.sin(2 * np.pi * t / SECONDS), 8.0 * np.sin(4 * np.pi * t / SECONDS)
+            yaw, pitch = 15.0 * np.sin(2 * np.pi * t / seconds), 8.0 * np.sin(4 * np.pi * t / seconds)
             rot = Rotation.from_euler("yx", [yaw, pitch], degrees=True).as_matrix() @ np.diag([1.0, -1.0, -1.0])
             frame = AvatarFrame(True, rot, SCALE, np.array([W / 2, H / 2 + 20, 0.0]), np.zeros((468, 3), np.float32),
-                                np.full(2, gaze_yaw), np.full(2, gaze_pitch), np.full(2, LIDS_MM), np.full(2, LIDS_MM))
+                                np.full(2, gaze_yaw), np.full(2, gaze_pitch), np.full(2, upper_mm), np.full(2, lower_mm))
             w.write(renderer.render(frame), i * 512)
 
 

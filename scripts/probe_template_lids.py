@@ -13,35 +13,25 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-from scipy.spatial.transform import Rotation
 
 from digital_mask import fitting, rendering
-from digital_mask.io import VideoWriter
 from digital_mask.metrics import measurements_from
 from digital_mask.pipeline import measure
-from digital_mask.types import AvatarFrame
 
-W, H, SCALE, FPS, SECONDS = 640, 480, 22.0, 30, 2.0
+from calibrate_template_eyes import render_clip  # this folder: run as `python scripts/...`
+
+SECONDS = 2.0
 LOWER_MM = 5.0
 
 
-def render_clip(path: Path, mrd1_mm: float, gaze_pitch: float) -> np.ndarray:
-    """Writes the clip; returns the MRD1 (mm) the renderer placed per eye (it cannot open a lid
-    past its range: that, not the request, is the truth)."""
-    n = int(FPS * SECONDS)
-    with rendering.AvatarRenderer(W, H) as renderer, VideoWriter(path, W, H, Fraction(1, 15360), Fraction(FPS)) as w:
-        for i in range(n):
-            t = i / FPS
-            yaw, pitch = 15.0 * np.sin(2 * np.pi * t / SECONDS), 8.0 * np.sin(4 * np.pi * t / SECONDS)
-            rot = Rotation.from_euler("yx", [yaw, pitch], degrees=True).as_matrix() @ np.diag([1.0, -1.0, -1.0])
-            frame = AvatarFrame(True, rot, SCALE, np.array([W / 2, H / 2 + 20, 0.0]), np.zeros((468, 3), np.float32),
-                                np.zeros(2), np.full(2, gaze_pitch), np.full(2, mrd1_mm), np.full(2, LOWER_MM))
-            w.write(renderer.render(frame), i * 512)
-        irises = rendering.iris_centers_cm(frame.gaze_yaw_deg, frame.gaze_pitch_deg)
+def placed_mrd1(mrd1_mm: float, gaze_pitch: float) -> np.ndarray:
+    """The MRD1 (mm) the renderer places per eye for this request: it cannot open a lid past its
+    range, so that, not the request, is the truth (the placement does not depend on head pose)."""
+    with rendering.AvatarRenderer(64, 64) as renderer:
+        irises = rendering.iris_centers_cm(np.zeros(2), np.full(2, gaze_pitch))
         placed = []
         for e in range(2):
             renderer._lid_params(e, irises[e], mrd1_mm, LOWER_MM)
@@ -60,7 +50,8 @@ def main() -> None:
         path = Path(tmp) / "probe.mp4"
         for pitch in args.pitch:
             for mrd1 in args.mrd1:
-                placed = render_clip(path, mrd1, pitch)
+                render_clip(path, 0.0, pitch, upper_mm=mrd1, lower_mm=LOWER_MM, seconds=SECONDS)
+                placed = placed_mrd1(mrd1, pitch)
                 track, eyes = measure(path)
                 fit = fitting.fit_face(track, eyes)
                 table, ok = measurements_from(track, eyes, fit).table, fit.tracked
