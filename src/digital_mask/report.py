@@ -164,7 +164,7 @@ def plot_spectrum(m: Measurements) -> bytes:
     ax.axvspan(*NYSTAGMUS_BAND_HZ, color="0.9", zorder=0, label="nystagmus search band")
     ax.set_xlabel("frequency (Hz)")
     ax.set_ylabel("gaze power (deg²)")
-    ax.set_title(f"{m.source_name}: eye-movement spectrum (robust least-squares periodogram)")
+    ax.set_title(f"{m.source_name}: eye-movement spectrum (least-squares periodogram)")
     ax.legend(loc="upper right", fontsize=8)
     ax.grid(alpha=0.3, which="both")
     return _png(fig)
