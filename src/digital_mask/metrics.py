@@ -366,14 +366,11 @@ def _tukey_fit(X: np.ndarray, y: np.ndarray, iterations: int) -> tuple[np.ndarra
     return coef, w
 
 
-def _design(t: np.ndarray, freqs: np.ndarray, harmonics: int = 1) -> np.ndarray:
-    """(F, N, 2 + 2H): offset, linear trend, then cos/sin of each harmonic k*f (k = 1..H)."""
+def _design(t: np.ndarray, freqs: np.ndarray) -> np.ndarray:
+    """(F, N, 4): offset, linear trend, cos and sin at each frequency."""
     tc = t - t.mean()
-    cols = [np.ones((len(freqs), len(t))), np.broadcast_to(tc, (len(freqs), len(t)))]
-    for k in range(1, harmonics + 1):
-        ph = 2.0 * np.pi * k * freqs[:, None] * tc[None, :]
-        cols += [np.cos(ph), np.sin(ph)]
-    return np.stack(cols, axis=2)
+    ph = 2.0 * np.pi * freqs[:, None] * tc[None, :]
+    return np.stack([np.ones_like(ph), np.broadcast_to(tc, ph.shape), np.cos(ph), np.sin(ph)], axis=2)
 
 
 def robust_periodogram(t: np.ndarray, x: np.ndarray, freqs: np.ndarray, iterations: int = NYSTAGMUS_IRLS_ITERATIONS,
@@ -394,18 +391,16 @@ def robust_periodogram(t: np.ndarray, x: np.ndarray, freqs: np.ndarray, iteratio
     return out
 
 
-def waveform_p2p(t: np.ndarray, x: np.ndarray, f0: float, harmonics: int = 1,
-                 iterations: int = NYSTAGMUS_IRLS_ITERATIONS) -> float:
-    """Peak-to-peak (deg) of the periodic component at f0, fitted robustly (``_tukey_fit``, with an
-    offset and a linear trend) from its fundamental and ``harmonics`` - 1 harmonics.
+def waveform_p2p(t: np.ndarray, x: np.ndarray, f0: float, iterations: int = NYSTAGMUS_IRLS_ITERATIONS) -> float:
+    """Peak-to-peak (deg) of the sinusoid at f0, fitted robustly (``_tukey_fit``, with an offset and
+    a linear trend).
 
     The detector uses the fundamental alone (the dominant oscillation, as NYSTAGMUS_MIN_P2P_DEG is
     stated); a jerk waveform's fundamental is 2/pi (0.64) of its full peak to peak.
     """
-    coef, _ = _tukey_fit(_design(t, np.array([f0]), harmonics), x, iterations)
+    coef, _ = _tukey_fit(_design(t, np.array([f0])), x, iterations)
     ph = np.linspace(0.0, 2.0 * np.pi, 360, endpoint=False)
-    wave = sum(coef[0, 2 * k] * np.cos(k * ph) + coef[0, 2 * k + 1] * np.sin(k * ph) for k in range(1, harmonics + 1))
-    return float(np.ptp(wave))
+    return float(np.ptp(coef[0, 2] * np.cos(ph) + coef[0, 3] * np.sin(ph)))
 
 
 def _segments(t: np.ndarray, ok: np.ndarray, length: float, dt: float) -> list[np.ndarray]:
@@ -496,8 +491,8 @@ def detect_nystagmus(yaw_deg: np.ndarray, pitch_deg: np.ndarray, timestamps_s: n
         den = a - 2 * b + c
         if abs(den) > 1e-12:
             f0 += float(np.clip(0.5 * (a - c) / den, -0.5, 0.5)) * float(freqs[1] - freqs[0])
-    h = float(np.median([waveform_p2p(t[idx], yaw[idx], f0, 1, iterations) for idx in segs]))
-    v = float(np.median([waveform_p2p(t[idx], pitch[idx], f0, 1, iterations) for idx in segs]))
+    h = float(np.median([waveform_p2p(t[idx], yaw[idx], f0, iterations) for idx in segs]))
+    v = float(np.median([waveform_p2p(t[idx], pitch[idx], f0, iterations) for idx in segs]))
     p2p = float(np.hypot(h, v))
     direction = "horizontal" if h >= 2 * v else "vertical" if v >= 2 * h else "oblique"
     detected = p2p >= NYSTAGMUS_MIN_P2P_DEG and prominence >= NYSTAGMUS_MIN_PROMINENCE
