@@ -9,7 +9,7 @@ all), timed by wall clock, so the three are compared on the same footing:
 
 Clips: the first ``seconds`` of the input (default 10 s, looped if shorter) at its own size, and
 scaled to fit (with borders) into 854x480, 1280x720 and 1920x1080. A whole command includes its
-start-up (interpreter, imports, model loading, OpenGL context: ~1.5-2.5 s here), which a 3 s clip
+start-up (interpreter, imports, model loading, OpenGL context: ~1.1-1.3 s here), which a 3 s clip
 would count against ~90 frames; so start-up is also timed on its own (our command on a 2-frame
 clip of the same size) and reported as ``startup_s``, with ``fps_after_startup`` = frames /
 (wall - startup). ``fps`` stays the whole command's frames / wall.
