@@ -27,6 +27,7 @@ from functools import cache
 import cv2
 import numpy as np
 
+from . import _spool
 from .types import EyeTrack
 
 # 16-point eye contours (patient's side), corners first: outer, then inner.
@@ -308,31 +309,26 @@ def measure_eye(rgb: np.ndarray, points_px: np.ndarray, eye: int) -> EyeSample:
 
 
 class EyeTrackBuilder:
-    """Accumulates per-frame eye measurements into an ``EyeTrack`` (streaming, no frames kept)."""
+    """Accumulates per-frame eye measurements into an ``EyeTrack`` (streaming: no frames kept; one
+    compact row a frame, in a temporary file, so memory does not grow with the video's length)."""
+
+    # Per eye, in this order, the float32 columns of a row: 2 + 1 + 2 * 5 + 1 (valid) = 14.
+    _FIELDS = (("iris_center_px", 2), ("iris_radius_px", 1), ("upper_lid_px", 2), ("lower_lid_px", 2),
+               ("mp_iris_center_px", 2), ("mp_upper_lid_px", 2), ("mp_lower_lid_px", 2), ("valid", 1))
 
     def __init__(self) -> None:
-        self._rows: list[tuple[EyeSample, EyeSample]] = []
+        self._rows = _spool.FrameSpool((2, sum(k for _, k in self._FIELDS)), np.float32)
 
     def add(self, rgb: np.ndarray, points_px: np.ndarray) -> None:
-        self._rows.append((measure_eye(rgb, points_px, 0), measure_eye(rgb, points_px, 1)))
+        samples = (measure_eye(rgb, points_px, 0), measure_eye(rgb, points_px, 1))
+        self._rows.append([np.hstack([getattr(s, name) for name, _ in self._FIELDS]) for s in samples])
 
     def build(self) -> EyeTrack:
-        def stack(attr: str, dtype: type = np.float32) -> np.ndarray:
-            return np.array([[getattr(s, attr) for s in row] for row in self._rows], dtype=dtype).reshape(
-                (len(self._rows), 2) + np.shape(getattr(self._rows[0][0], attr)) if self._rows else (0, 2, 2)
-            )
-
-        n = len(self._rows)
-        if n == 0:
-            z2, z1 = np.zeros((0, 2, 2), np.float32), np.zeros((0, 2), np.float32)
-            return EyeTrack(z2, z1, z2, z2, z2, z2, z2, np.zeros((0, 2), bool))
-        return EyeTrack(
-            iris_center_px=stack("iris_center_px"),
-            iris_radius_px=stack("iris_radius_px"),
-            upper_lid_px=stack("upper_lid_px"),
-            lower_lid_px=stack("lower_lid_px"),
-            mp_iris_center_px=stack("mp_iris_center_px"),
-            mp_upper_lid_px=stack("mp_upper_lid_px"),
-            mp_lower_lid_px=stack("mp_lower_lid_px"),
-            valid=stack("valid", bool),
-        )
+        """The whole track (once: the rows' spool is closed)."""
+        rows = self._rows.array()
+        columns, at = {}, 0
+        for name, k in self._FIELDS:
+            col = rows[:, :, at : at + k]
+            columns[name] = col[:, :, 0] != 0 if name == "valid" else np.array(col if k > 1 else col[:, :, 0])
+            at += k
+        return EyeTrack(**columns)

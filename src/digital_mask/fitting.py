@@ -20,6 +20,7 @@ from functools import cache
 import cv2
 import numpy as np
 
+from . import _spool
 from .errors import NoFaceError
 from .models import CANONICAL_FACE_MESH, model_path
 from .types import EYEBALL_RADIUS_MM, IRIS_DIAMETER_MM, LIMBUS_DEPTH_RADII, EyeTrack, FaceFit, LandmarkTrack
@@ -172,7 +173,9 @@ def fit_face(
     scales = np.ones(n)
     trans = np.zeros((n, 3))
     residual = np.full(n, np.nan)
-    aligned = np.full((n, 468, 3), np.nan, np.float32)  # becomes the face motion, in place (memory)
+    # Landmarks in head coordinates; becomes the face motion in place. Whole-video arrays (~5.6 KB a
+    # frame each) are file-backed and walked in blocks, their pages released as we go (memory).
+    aligned = _spool.empty((n, 468, 3), np.float32)
     # MediaPipe's rigid-point basis minus the eye corners: MediaPipe moves them with the lids and
     # irises, which would drag the head pose along with the eyes we want to measure against it.
     rigid = ~np.isin(face.procrustes_idx, np.ravel(EYE_CORNERS))
@@ -183,20 +186,28 @@ def fit_face(
         rotations[i], scales[i], trans[i] = rot, s, t
         aligned[i] = ((pts - t) @ rot) / s  # R^T (p - t) / s
         residual[i] = float(np.sqrt(np.mean(np.sum((s * face.vertices_cm[pidx] @ rot.T + t - pts[pidx]) ** 2, 1))))
+        if i % _spool.RELEASE_EVERY == 0:
+            _spool.release(track.points_px)
+            _spool.release(aligned)
+    _spool.release(track.points_px)
     tracked = track.found & (residual < MAX_RESIDUAL_CM * scales)
     if not tracked.any():
         raise NoFaceError("no usable face in any frame")
 
-    # Face motion: aligned landmarks minus the per-video neutral shape (median), in place and a few
-    # vertices at a time (no whole-video float64 copies: ~11 KB a frame each).
+    # Face motion: aligned landmarks minus the per-video neutral shape (median), in place; the median
+    # a few vertices at a time (no whole-video float64 copies).
     neutral = np.empty((468, 3))
     for lo in range(0, 468, 36):
         neutral[lo : lo + 36] = np.nanmedian(aligned[tracked, lo : lo + 36], axis=0)
+        _spool.release(aligned)
     expression = aligned
-    expression -= neutral.astype(np.float32)
-    if keep_patient_shape:
-        expression += (neutral - face.vertices_cm).astype(np.float32)
-    expression[~tracked] = 0.0
+    for lo in range(0, n, _spool.RELEASE_EVERY):
+        block = expression[lo : lo + _spool.RELEASE_EVERY]
+        block -= neutral.astype(np.float32)
+        if keep_patient_shape:
+            block += (neutral - face.vertices_cm).astype(np.float32)
+        block[~tracked[lo : lo + _spool.RELEASE_EVERY]] = 0.0
+        _spool.release(expression)
 
     # Smooth head-pose jitter only (MediaPipe's landmarks jitter; the eyes are measured against the
     # smoothed head, as the renderer draws them).
@@ -333,6 +344,8 @@ def reconstruction_error_pct(fit: FaceFit, eyes: EyeTrack, track: LandmarkTrack)
     eyelid: list[float] = []
     for i in np.flatnonzero(fit.tracked):
         p = track.points_px[i, :, :2].astype(np.float64)
+        if i % _spool.RELEASE_EVERY == 0:
+            _spool.release(track.points_px)
         mids = [(p[a] + p[b]) / 2 for a, b in EYE_CORNERS]
         iod = float(np.linalg.norm(mids[0] - mids[1]))
         iris, up, lo = project_eye_model(fit, i)
@@ -341,6 +354,7 @@ def reconstruction_error_pct(fit: FaceFit, eyes: EyeTrack, track: LandmarkTrack)
                 eyeball.append(np.linalg.norm(iris[e] - eyes.iris_center_px[i, e]) / iod)
             eyelid.append(np.linalg.norm(up[e] - eyes.upper_lid_px[i, e]) / iod)
             eyelid.append(np.linalg.norm(lo[e] - eyes.lower_lid_px[i, e]) / iod)
+    _spool.release(track.points_px)
     return {
         "eyeball_pct": 100.0 * float(np.mean(eyeball)) if eyeball else float("nan"),
         "eyelid_pct": 100.0 * float(np.mean(eyelid)) if eyelid else float("nan"),

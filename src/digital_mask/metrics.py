@@ -121,13 +121,13 @@ def per_frame_table(fit: FaceFit, eyes: EyeTrack, track: LandmarkTrack) -> dict[
         "head_pitch_deg": pitch_h * nan,
         "head_roll_deg": roll_h * nan,
     }
-    pts = track.points_px[:, :, :2].astype(np.float64)
     for e, name in enumerate(EYE_NAMES):
         a, b = EYE_CORNERS[e]
+        corners = track.points_px[:, [a, b], :2].astype(np.float64)
         mrd1 = np.asarray(fit.upper_lid_mm[:, e], np.float64) * nan
         mrd2 = np.asarray(fit.lower_lid_mm[:, e], np.float64) * nan
         height = mrd1 + mrd2
-        width = np.linalg.norm(pts[:, a] - pts[:, b], axis=1) * mm_per_px * nan
+        width = np.linalg.norm(corners[:, 0] - corners[:, 1], axis=1) * mm_per_px * nan
         cols[f"{name}_gaze_yaw_deg"] = np.asarray(fit.gaze_yaw_deg[:, e], np.float64) * nan
         cols[f"{name}_gaze_pitch_deg"] = np.asarray(fit.gaze_pitch_deg[:, e], np.float64) * nan
         cols[f"{name}_iris_x_px"] = eyes.iris_center_px[:, e, 0].astype(np.float64) * nan

@@ -27,7 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from . import __version__
+from . import __version__, _spool
 from .errors import InputError, NoFaceError, OutputError
 from .eyes import EYE_CORNERS, EyeTrackBuilder
 from .fitting import fit_face, reconstruction_error_pct
@@ -225,8 +225,8 @@ def versions(packages: Iterable[str] = CORE_PACKAGES) -> dict[str, str]:
 
 def _refinement_change(track: LandmarkTrack, eyes: EyeTrack) -> dict[str, float]:
     """How much the image-based eye measurement moved MediaPipe's values (% of eye width)."""
-    p = track.points_px[:, :, :2].astype(np.float64)
-    width = np.stack([np.linalg.norm(p[:, a] - p[:, b], axis=1) for a, b in EYE_CORNERS], axis=1)
+    p = track.points_px[:, np.ravel(EYE_CORNERS), :2].astype(np.float64)  # (T, 4, 2): a and b per eye
+    width = np.linalg.norm(p[:, 0::2] - p[:, 1::2], axis=2)
     ok = eyes.valid & track.found[:, None]
     if not ok.any():
         return {}
@@ -325,6 +325,8 @@ def mask_video(
         from .metrics import measurements_from
 
         measurements = measurements_from(track, eyes, fit, source_name=src.name)
+    _spool.release(track.points_px)
+    _spool.release(fit.expression_cm)
     _return_freed_memory()
     width, height = track.image_size
     n = len(fit)
@@ -338,6 +340,8 @@ def mask_video(
                 with _InBackground(timer.call("encode", writer.write), name="encode") as encode:
                     for i in range(n):
                         encode.submit(render(fit.frame(i)), int(fit.pts[i]))
+                        if i % _spool.RELEASE_EVERY == 0:
+                            _spool.release(fit.expression_cm)
                         if progress:
                             progress("render", i + 1, n)
             if config.side_by_side is not None:

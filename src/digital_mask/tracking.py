@@ -1,12 +1,14 @@
 """Tracking stage: MediaPipe FaceLandmarker landmarks per frame -> LandmarkTrack.
 
-Streaming: ``FaceTracker.track`` takes one frame at a time and keeps only its landmarks.
+Streaming: ``FaceTracker.track`` takes one frame at a time and keeps only its landmarks, in a
+temporary file (``_spool``), so memory does not grow with the video's length.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from . import _spool
 from ._mediapipe import MediaPipeLandmarker
 from .types import Frame, LandmarkTrack
 
@@ -19,7 +21,8 @@ class FaceTracker:
         self._size = image_size
         self._times: list[float] = []
         self._pts: list[int] = []
-        self._points: list[np.ndarray] = []
+        self._points = _spool.FrameSpool((478, 3), np.float32)
+        self._found: list[bool] = []
 
     def track(self, frame: Frame) -> np.ndarray:
         """Landmarks (478, 3) px of one frame (NaN when no face); also recorded for ``build``."""
@@ -27,21 +30,22 @@ class FaceTracker:
         self._times.append(frame.time_s)
         self._pts.append(frame.pts)
         self._points.append(points)
+        self._found.append(bool(np.isfinite(points[:, :2]).all()))
         return points
 
     def build(self) -> LandmarkTrack:
-        """The whole track so far."""
-        points = np.array(self._points, dtype=np.float32).reshape(-1, 478, 3)
+        """The whole track (once: the landmarks' spool is closed; ``points_px`` is file-backed)."""
         return LandmarkTrack(
             timestamps_s=np.array(self._times, dtype=np.float64),
             pts=np.array(self._pts, dtype=np.int64),
-            points_px=points,
-            found=np.isfinite(points[:, :, :2]).all(axis=(1, 2)),
+            points_px=self._points.array(),
+            found=np.array(self._found, dtype=bool),
             image_size=self._size,
         )
 
     def close(self) -> None:
         self._landmarker.close()
+        self._points.close()
 
     def __enter__(self) -> "FaceTracker":
         return self
