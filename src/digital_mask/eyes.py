@@ -10,11 +10,14 @@ normalised to the eye corners, we measure from pixels:
   the margin are dark too and would pull the disc up);
 * the iris radius (the mm ruler): from the two horizontal limbus edges where both are visible,
   else MediaPipe's;
-* the upper and lower lid margins at the iris column: the extent of the non-skin band (sclera,
-  iris, lash line) that holds the iris centre (a dark brow or crease above is a band of its own),
-  where "skin" is modelled per frame from the skin above and below that eye;
-  the dark lash line above the upper margin is measured beside the iris (where the margin is the
-  top of the bright sclera) and taken off. No iris found = eye closed: both margins meet.
+* the upper lid margin at the iris column: the sclera's top edge (sub-pixel, halfway from sclera
+  to lash line) on the columns beside the iris, where it is sharp, carried to the iris column by
+  a parabola through them (over a dark iris the lash line has no edge). Where too little sclera
+  shows, as the lower margin: the extent of the non-skin band (sclera, iris, lash line) that
+  holds the iris centre (a dark brow or crease above is a band of its own), where "skin" is
+  modelled per frame from the skin above and below that eye, the dark lash line above the
+  upper margin measured beside the iris and taken off. No iris found = eye closed: both
+  margins meet.
 
 Each eye is measured on its own; nothing is smoothed over time.
 """
@@ -132,6 +135,62 @@ def _lash_thickness(gray: np.ndarray, nonskin: np.ndarray, thr: float, center: n
     return float(min(found)) if found else 0.0
 
 
+def _sclera_top(gray: np.ndarray, nonskin: np.ndarray, thr: float, x: int, y0: int, lo_y: int) -> float | None:
+    """Sub-pixel row where column ``x`` leaves the sclera going up from row ``y0``: the crossing
+    halfway between the sclera's brightness and the darkest of the few rows above it (lash line
+    or lid skin), or None when ``(x, y0)`` is not bright non-skin (sclera) or the edge is weak
+    (under 30 grey levels)."""
+    col = gray[:, x]
+    sclera = (col > thr + 10.0) & (nonskin[:, x] > 0)
+    if not sclera[y0]:
+        return None
+    y = y0
+    while y > lo_y and sclera[y - 1]:
+        y -= 1
+    above = col[max(lo_y, y - 4) : y]
+    if not above.size:
+        return None
+    top = y + int(np.argmax(col[y : y0 + 1]))
+    mid = 0.5 * (float(col[top]) + float(above.min()))
+    if col[top] - above.min() < 30.0:
+        return None
+    k = top
+    while k > lo_y and col[k] >= mid:
+        k -= 1
+    if col[k] >= mid:
+        return None
+    return float(k + (mid - col[k]) / (col[k + 1] - col[k]))
+
+
+def _upper_from_sclera(gray: np.ndarray, nonskin: np.ndarray, thr: float, center: np.ndarray, r: float,
+                       lo_y: int) -> float | None:
+    """Upper margin row at the iris column from the top of the sclera beside the iris.
+
+    Over a dark iris the lash line has no edge to find; beside the iris the sclera -> lid edge is
+    sharp. It is read (sub-pixel) on the columns 1.1-1.7 iris radii either side and a parabola
+    through those edges, the lid's own curve, is read at the iris column. None when fewer than
+    three columns on either side show a clear edge (iris in a corner, a narrow fissure).
+
+    Why not the non-skin band minus the lash line measured beside the iris: on our rendered
+    template the band's top lies on the lid's soft shading, 5-7 px above the margin, and the
+    lash line beside the iris took 6-7 px off or (past its limit) nothing, so the mask's MRD1
+    read back with a gain of ~1.4 and jumped ~2.5 mm between frames (docs/benchmarks.md).
+    """
+    y0 = int(round(center[1]))
+    xs, ys = [], []
+    for side in (-1, 1):
+        for dx in np.arange(1.1 * r, 1.7 * r, 1.0):
+            x = int(round(center[0] + side * dx))
+            y = _sclera_top(gray, nonskin, thr, x, y0, lo_y) if CROP_X0 <= x <= CROP_X1 else None
+            if y is not None:
+                xs.append(x - center[0])
+                ys.append(y)
+    xs = np.array(xs)
+    if (xs < 0).sum() < 3 or (xs > 0).sum() < 3:
+        return None
+    return float(np.polyfit(xs, ys, 2)[-1])
+
+
 def _locate_iris(dark: np.ndarray, bright: np.ndarray, r: float, allowed: np.ndarray) -> np.ndarray | None:
     """Centre (x, y) of the disc of radius r with the most dark and least bright pixels, or None
     when there is no such disc (too little dark) or the dark is a line (a closed eye's lashes)."""
@@ -186,7 +245,8 @@ def _limbus_radius(gray: np.ndarray, mask: np.ndarray, center: np.ndarray, r: fl
 
 def _lids_at(gray: np.ndarray, nonskin: np.ndarray, thr: float, center: np.ndarray, r: float,
              upper_mp: float, lower_mp: float) -> tuple[float, float]:
-    """Upper and lower lid margin rows at the iris column: the extent of the non-skin band."""
+    """Upper and lower lid margin rows at the iris column: the top of the sclera beside the iris
+    carried to the iris column (``_upper_from_sclera``), else the extent of the non-skin band."""
     x = int(min(max(round(center[0]), 2), CROP_W - 3))
     prof = nonskin[:, x - 2 : x + 3].sum(axis=1) / 5
     prof = np.convolve(prof, np.ones(3) / 3, mode="same")
@@ -204,10 +264,14 @@ def _lids_at(gray: np.ndarray, nonskin: np.ndarray, thr: float, center: np.ndarr
     while bottom < hi_y and band[bottom + 1]:
         bottom += 1
     rows = np.array([top, bottom])
-    # Upper margin: top of the non-skin band, minus the lash line above the margin. The lash
-    # thickness is read beside the iris, where the margin is the top of the bright sclera.
+    # Upper margin: from the sclera's top edge beside the iris; where too little sclera shows,
+    # the top of the non-skin band minus the lash line above the margin (its thickness read
+    # beside the iris, where the margin is the top of the bright sclera).
     # Lower margin: outer extent of the band (the iris's lighter lower half must not end it early).
-    return rows[0] - 0.5 + _lash_thickness(gray, nonskin, thr, center, r, lo_y), rows[-1] + 0.5
+    upper = _upper_from_sclera(gray, nonskin, thr, center, r, lo_y)
+    if upper is None:
+        upper = rows[0] - 0.5 + _lash_thickness(gray, nonskin, thr, center, r, lo_y)
+    return upper, rows[-1] + 0.5
 
 
 def measure_eye(rgb: np.ndarray, points_px: np.ndarray, eye: int) -> EyeSample:
