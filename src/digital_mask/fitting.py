@@ -275,43 +275,44 @@ def _eye_angles(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per frame and eye: gaze yaw and pitch (deg; NaN where the iris was not seen) from the
     refined iris centres on eyeballs at ``centers``, the lid margins relative to the iris (mm), and
-    the head-y of the middle between the lid margins (NaN where the iris was not seen)."""
+    the head-y of the middle between the lid margins (NaN where the iris was not seen).
+    All frames at once (arrays (m, 2 eyes, 3) over the m tracked frames)."""
     n = len(tracked)
-    middle = np.full((n, 2), np.nan)
-    yaw = np.full((n, 2), np.nan)
-    pitch = np.full((n, 2), np.nan)
-    upper = np.full((n, 2), np.nan)
-    lower = np.full((n, 2), np.nan)
-    for i in np.flatnonzero(tracked):
-        rot, s, t = rotations[i], scales[i], trans[i]
-        view = rot.T @ np.array([0.0, 0.0, 1.0])  # image +z (away) in head coordinates
-        a2 = _head_to_image_2x2(s, rot)
-        for e in range(2):
-            c = centers[e]
-            # eyeball rotation from the refined iris centre (only where the iris was seen)
-            if eyes.valid[i, e]:
-                u = np.array([*eyes.iris_center_px[i, e], 0.0])
-                p0 = rot.T @ (u - t) / s
-                oc = p0 - c
-                bq = float(oc @ view)
-                disc = bq * bq - (float(oc @ oc) - orbit * orbit)
-                if disc < 0:  # outside the silhouette: nearest point on the rim
-                    hit_dir = oc - bq * view
-                    g = hit_dir / np.linalg.norm(hit_dir)
-                else:
-                    g = (oc + (-bq - np.sqrt(disc)) * view) / orbit
-                # (at the iris's depth, as the lid heights: in the face plane through the iris)
-                lids_mid = (eyes.upper_lid_px[i, e].astype(np.float64) + eyes.lower_lid_px[i, e]) / 2.0
-                m0 = rot.T @ (np.array([*lids_mid, 0.0]) - t) / s
-                middle[i, e] = m0[1] + (c[2] + orbit * g[2] - m0[2]) / view[2] * view[1]
-                yaw[i, e] = np.clip(np.degrees(np.arctan2(g[0], g[2])), -GAZE_LIMIT_DEG, GAZE_LIMIT_DEG)
-                pitch[i, e] = np.clip(np.degrees(np.arcsin(np.clip(g[1], -1.0, 1.0))), -GAZE_LIMIT_DEG, GAZE_LIMIT_DEG)
-            # lid margins relative to the iris centre, in the face plane, in mm
-            iris_img = eyes.iris_center_px[i, e].astype(np.float64)
-            for lid, out, sign in ((eyes.upper_lid_px, upper, 1.0), (eyes.lower_lid_px, lower, -1.0)):
-                d_head = np.linalg.solve(a2, lid[i, e].astype(np.float64) - iris_img)
-                out[i, e] = sign * d_head[1] * mm_per_unit
-    return yaw, pitch, upper, lower, middle
+    out = [np.full((n, 2), np.nan) for _ in range(5)]  # yaw, pitch, upper, lower, middle
+    idx = np.flatnonzero(tracked)
+    if idx.size == 0:
+        return tuple(out)  # type: ignore[return-value]
+    rot, s, t = rotations[idx], scales[idx], trans[idx]
+    view = rot[:, 2, :]  # image +z (away) in head coordinates: R^T e_z
+
+    def to_head(px: np.ndarray) -> np.ndarray:  # (m, 2, 2) image px (z = 0) -> (m, 2, 3) head cm
+        p = np.concatenate([px.astype(np.float64), np.zeros(px.shape[:2] + (1,))], axis=2) - t[:, None]
+        return np.einsum("mji,mej->mei", rot, p) / s[:, None, None]  # R^T (p - t) / s
+
+    # eyeball rotation from the refined iris centre (only where the iris was seen)
+    oc = to_head(eyes.iris_center_px[idx]) - centers
+    bq = np.einsum("mei,mi->me", oc, view)
+    disc = bq * bq - ((oc * oc).sum(axis=2) - orbit * orbit)
+    rim = oc - bq[..., None] * view[:, None]  # outside the silhouette: nearest point on the rim
+    rim /= np.linalg.norm(rim, axis=2, keepdims=True)
+    hit = (oc + (-bq - np.sqrt(np.maximum(disc, 0.0)))[..., None] * view[:, None]) / orbit
+    g = np.where((disc < 0)[..., None], rim, hit)
+    seen = eyes.valid[idx]
+    yaw = np.clip(np.degrees(np.arctan2(g[..., 0], g[..., 2])), -GAZE_LIMIT_DEG, GAZE_LIMIT_DEG)
+    pitch = np.clip(np.degrees(np.arcsin(np.clip(g[..., 1], -1.0, 1.0))), -GAZE_LIMIT_DEG, GAZE_LIMIT_DEG)
+    # (at the iris's depth, as the lid heights: in the face plane through the iris)
+    m0 = to_head((eyes.upper_lid_px[idx].astype(np.float64) + eyes.lower_lid_px[idx]) / 2.0)
+    middle = m0[..., 1] + (centers[:, 2] + orbit * g[..., 2] - m0[..., 2]) / view[:, None, 2] * view[:, None, 1]
+    for k, value in enumerate((yaw, pitch)):
+        out[k][idx] = np.where(seen, value, np.nan)
+    out[4][idx] = np.where(seen, middle, np.nan)
+    # lid margins relative to the iris centre, in the face plane, in mm: solve (s R[:2, :2]) d = lid - iris
+    a2 = s[:, None, None] * rot[:, :2, :2]
+    iris = eyes.iris_center_px[idx].astype(np.float64)
+    for k, lid, sign in ((2, eyes.upper_lid_px, 1.0), (3, eyes.lower_lid_px, -1.0)):
+        d_head = np.linalg.solve(a2, (lid[idx].astype(np.float64) - iris).transpose(0, 2, 1))  # (m, xy, eye)
+        out[k][idx] = sign * d_head[:, 1, :] * mm_per_unit
+    return tuple(out)  # type: ignore[return-value]
 
 
 def project_eye_model(fit: FaceFit, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
