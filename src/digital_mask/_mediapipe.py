@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import importlib
+import importlib.abc
+import importlib.machinery
 import importlib.util
 import logging
 import os
 import sys
-import threading
-import types
 from collections.abc import Iterator
 
 import numpy as np
@@ -42,41 +41,30 @@ def _quiet_native_stderr() -> Iterator[None]:
         os.close(saved)
 
 
-class _DeferredModule(types.ModuleType):
-    """Stands in ``sys.modules`` for a module until one of its attributes is first used."""
-
-    def __getattr__(self, attr: str) -> object:
-        with _DEFER_LOCK:
-            if sys.modules.get(self.__name__) is self:
-                del sys.modules[self.__name__]
-                real = importlib.import_module(self.__name__)
-                self.__dict__["_real"] = real
-        return getattr(self.__dict__["_real"], attr)
+# MediaPipe's drawing helpers, loaded only when first used: its vision package imports them, and
+# they import matplotlib.pyplot (~0.4 s of every start-up here), though we never draw with them.
+_LAZY_MODULES = frozenset({
+    "mediapipe.tasks.python.vision.drawing_utils",
+    "mediapipe.tasks.python.vision.drawing_styles",
+})
 
 
-_DEFER_LOCK = threading.Lock()
+class _LazyFinder(importlib.abc.MetaPathFinder):
+    """Finds ``_LAZY_MODULES`` as usual but loads them with ``importlib.util.LazyLoader``: the
+    module is bound where it is imported and runs on its first attribute access."""
+
+    def find_spec(self, fullname: str, path: object, target: object = None) -> importlib.machinery.ModuleSpec | None:
+        if fullname not in _LAZY_MODULES:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is not None and spec.loader is not None:
+            spec.loader = importlib.util.LazyLoader(spec.loader)
+        return spec
 
 
-def _defer_pyplot() -> None:
-    """Make ``matplotlib.pyplot`` load on first use instead of at import.
-
-    MediaPipe's ``vision`` package imports its drawing helpers, and they import pyplot (~0.3 s of
-    every start-up here) though we never draw with them (our reports use matplotlib's Figure and
-    Agg canvas directly). A stand-in module in ``sys.modules`` defers that import until someone
-    uses pyplot; then the real module loads and the stand-in forwards to it.
-    """
-    name = "matplotlib.pyplot"
-    if name in sys.modules:
-        return
-    try:
-        spec = importlib.util.find_spec(name)
-    except ImportError:
-        return
-    if spec is None:
-        return
-    stub = _DeferredModule(name)
-    stub.__spec__ = spec
-    sys.modules[name] = stub
+def _load_unused_modules_lazily() -> None:
+    if not any(isinstance(finder, _LazyFinder) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _LazyFinder())
 
 
 def _drop_pinned_frames() -> None:
@@ -85,8 +73,7 @@ def _drop_pinned_frames() -> None:
     ``mediapipe.tasks.python.audio.core.audio_record`` keeps the error of its optional audio
     import (``sd_error``, no PortAudio here) at module level, traceback and all. That traceback
     holds every frame that was live during the import: the first ``FaceTracker`` is made inside
-    ``pipeline.measure``, so a masking run's whole pass-1 state (per-frame landmark and eye lists,
-    ~20 MB a minute of video) stayed alive through rendering.
+    ``pipeline.measure``, so a masking run's whole pass-1 state stayed alive through rendering.
     """
     err = getattr(sys.modules.get("mediapipe.tasks.python.audio.core.audio_record"), "sd_error", None)
     seen: set[int] = set()
@@ -104,7 +91,7 @@ class MediaPipeLandmarker:
     """
 
     def __init__(self, *, video: bool, min_confidence: float = 0.5) -> None:
-        _defer_pyplot()
+        _load_unused_modules_lazily()
         import mediapipe as mp
 
         _drop_pinned_frames()

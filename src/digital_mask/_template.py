@@ -14,9 +14,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from functools import cache
+from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse as sp
+
+if TYPE_CHECKING:  # imported where the template is built: scipy.sparse costs ~0.15 s of start-up,
+    import scipy.sparse as sp  # which ``rendering.prepare`` moves off the critical path
 
 from .models import CANONICAL_FACE_MESH, model_path
 
@@ -134,6 +137,8 @@ def _loop_step(
     their neighbours are split along the shared edges (red-green refinement, no cracks), the
     rest keep their corners (at their smoothed positions). Unused edge vertices get rows too.
     """
+    import scipy.sparse as sp
+
     edges_directed = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
     opposite = np.concatenate([faces[:, 2], faces[:, 0], faces[:, 1]])
     edges_sorted = np.sort(edges_directed, axis=1)
@@ -271,6 +276,8 @@ def build_template(levels: int = 2) -> Template:
     One Loop step everywhere; steps after the first refine only around the eyes and along the
     face outline (vertex processing dominates the cost on a CPU renderer).
     """
+    import scipy.sparse as sp
+
     data = np.load(model_path(CANONICAL_FACE_MESH))
     vertices = data["V"].astype(np.float64)
     faces = data["F"].astype(np.int64)

@@ -34,6 +34,7 @@ from .fitting import fit_face, reconstruction_error_pct
 from .io import VideoWriter, check_output_path, iter_frames, probe_video, write_png
 from .models import ALL_MODELS, model_path
 from .rendering import AvatarRenderer
+from .rendering import prepare as prepare_renderer
 from .tracking import FaceTracker
 from .types import EyeTrack, FaceFit, LandmarkTrack, VideoInfo
 
@@ -315,7 +316,10 @@ def mask_video(
         if config.side_by_side.resolve() == dst.resolve():
             raise InputError(f"{dst.name}: the side-by-side preview cannot be the masked output")
     timer = StageTimer()
-    track, eyes, fit = reconstruct(src, info, config=config, progress=progress, timer=timer)
+    with ThreadPoolExecutor(1, thread_name_prefix="prepare") as pool:
+        renderer_ready = pool.submit(prepare_renderer)  # overlaps pass 1 (start-up, ~0.3 s)
+        track, eyes, fit = reconstruct(src, info, config=config, progress=progress, timer=timer)
+        renderer_ready.result()
     # What needs the whole-video landmarks is computed before rendering, so that its temporaries are
     # freed (and handed back) before the renderer's memory peak.
     accuracy = {k: round(v, 3) for k, v in reconstruction_error_pct(fit, eyes, track).items()}

@@ -20,6 +20,7 @@ Pixel (row i, column j) is centred on image point (x=j, y=i), as in OpenCV.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 from collections.abc import Iterator
@@ -49,6 +50,7 @@ __all__ = [
     "iris_centers_cm",
     "limbus_centers_cm",
     "neutral_avatar_frame",
+    "prepare",
     "project_px",
     "render_avatar",
 ]
@@ -251,6 +253,15 @@ def _is_finite(frame: AvatarFrame) -> bool:
               frame.gaze_pitch_deg, frame.upper_lid_mm, frame.lower_lid_mm)
     return bool(np.isfinite(frame.scale_px_per_cm) and frame.scale_px_per_cm > 0
                 and all(np.isfinite(np.asarray(v)).all() for v in values))
+
+
+def prepare() -> None:
+    """Load what every renderer needs and no frame changes: moderngl and the template face
+    (scipy.sparse and the subdivision, ~0.3 s here). ``AvatarRenderer`` does this itself; the
+    pipeline calls it in a background thread while the first pass runs, so rendering starts at
+    once. (The OpenGL context itself belongs to the thread that renders, so it is made there.)"""
+    importlib.import_module("moderngl")
+    build_template()
 
 
 class AvatarRenderer:
