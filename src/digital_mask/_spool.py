@@ -13,9 +13,14 @@ untouched, so callers need not know where an array lives.
 from __future__ import annotations
 
 import mmap
+import os
 import tempfile
+import weakref
+from typing import IO
 
 import numpy as np
+
+from .errors import OutputError
 
 RELEASE_EVERY = 256  # frames between releases in a loop over a spooled array (~1.4 MB of landmarks)
 
@@ -26,11 +31,16 @@ class FrameSpool:
     def __init__(self, shape: tuple[int, ...], dtype: type = np.float32) -> None:
         self._shape = shape
         self._dtype = np.dtype(dtype)
-        self._file = tempfile.TemporaryFile(prefix="digital-mask-")
+        self._file = _temporary_file()
+        self._close = weakref.finalize(self, self._file.close)  # also when dropped without array()
         self._n = 0
 
     def append(self, row: np.ndarray) -> None:
-        self._file.write(np.ascontiguousarray(row, self._dtype).reshape(self._shape).tobytes())
+        try:
+            self._file.write(np.ascontiguousarray(row, self._dtype).reshape(self._shape).tobytes())
+        except OSError as exc:  # disk full
+            raise OutputError(f"cannot write to a temporary file in {tempfile.gettempdir()} ({exc.strerror}); "
+                              "free space there or set TMPDIR") from exc
         self._n += 1
 
     def __len__(self) -> int:
@@ -44,14 +54,12 @@ class FrameSpool:
                 return np.empty((0, *self._shape), self._dtype)
             mapped = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
         finally:
-            self._file.close()  # the mapping keeps the file alive
+            self._close()  # the mapping keeps the file alive
         return np.frombuffer(mapped, self._dtype).reshape(self._n, *self._shape)
 
     def close(self) -> None:
         """Drop the rows without mapping them (a tracker closed without ``build``, a failed run)."""
-        self._file.close()
-
-    __del__ = close
+        self._close()
 
 
 def empty(shape: tuple[int, ...], dtype: type = np.float32) -> np.ndarray:
@@ -59,10 +67,25 @@ def empty(shape: tuple[int, ...], dtype: type = np.float32) -> np.ndarray:
     size = int(np.prod(shape)) * np.dtype(dtype).itemsize
     if size == 0:
         return np.empty(shape, dtype)
-    with tempfile.TemporaryFile(prefix="digital-mask-") as f:
-        f.truncate(size)
+    with _temporary_file() as f:
+        try:  # blocks reserved now: a full disk is a clear error here, not a crash (SIGBUS) later
+            if hasattr(os, "posix_fallocate"):
+                os.posix_fallocate(f.fileno(), 0, size)
+            else:  # macOS, Windows: sparse
+                f.truncate(size)
+        except OSError as exc:
+            raise OutputError(f"cannot write to a temporary file in {tempfile.gettempdir()} ({exc.strerror}); "
+                              "free space there or set TMPDIR") from exc
         mapped = mmap.mmap(f.fileno(), size, access=mmap.ACCESS_WRITE)
     return np.frombuffer(mapped, dtype).reshape(shape)
+
+
+def _temporary_file() -> IO[bytes]:
+    try:
+        return tempfile.TemporaryFile(prefix="digital-mask-")
+    except OSError as exc:
+        raise OutputError(f"cannot create a temporary file in {tempfile.gettempdir()} ({exc.strerror}); "
+                          "set TMPDIR to a writable folder") from exc
 
 
 def release(array: np.ndarray) -> None:

@@ -1,8 +1,12 @@
 """File-backed per-frame arrays: same values as in memory, and their pages really leave the process."""
 
+import tempfile
+
 import numpy as np
+import pytest
 
 from digital_mask import _spool
+from digital_mask.errors import OutputError
 
 
 def _rss_mib() -> float:
@@ -49,3 +53,11 @@ def test_release_ignores_ordinary_arrays() -> None:
     _spool.release(a)
     _spool.release(a[2:])
     assert a.sum() == 30
+
+
+def test_an_unwritable_temporary_folder_is_one_clear_error(monkeypatch, tmp_path) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "missing"))
+    with pytest.raises(OutputError, match="TMPDIR"):
+        _spool.FrameSpool((478, 3))
+    with pytest.raises(OutputError, match="TMPDIR"):
+        _spool.empty((10, 468, 3))
