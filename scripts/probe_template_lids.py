@@ -31,7 +31,7 @@ def placed_mrd1(mrd1_mm: float, gaze_pitch: float) -> np.ndarray:
     """The MRD1 (mm) the renderer places per eye for this request: it cannot open a lid past its
     range, so that, not the request, is the truth (the placement does not depend on head pose)."""
     with rendering.AvatarRenderer(64, 64) as renderer:
-        irises = rendering.limbus_centers_cm(np.zeros(2), np.full(2, gaze_pitch))
+        irises = rendering.iris_centers_cm(np.zeros(2), np.full(2, gaze_pitch))
         placed = []
         for e in range(2):
             renderer._lid_params(e, irises[e], mrd1_mm, LOWER_MM)

@@ -9,9 +9,11 @@ motion, per-eye gaze and lid margins). It draws
   3.5 mm black pupil) rotated by the eye's gaze, ray-cast as an exact sphere, inside a dark
   pocket behind each opening (no background shows at the canthi from any view);
 * the lids on the template's own lid path, placed so that each upper (lower) margin sits
-  ``upper_lid_mm`` above (``lower_lid_mm`` below) that eye's iris centre (the limbus circle's
-  centre, as the eye stage measures it), measured vertically in head coordinates at the iris
-  centre's column. Each eye is independent.
+  ``upper_lid_mm`` above (``lower_lid_mm`` below) that eye's iris centre, measured vertically in
+  head coordinates at the iris centre's column. Each eye is independent. (The iris centre here is
+  the cornea's point on the 12 mm sphere, 1.5 mm x sin(pitch) from the limbus centre the eye stage
+  measures. Placing the lids from the limbus centre was tried: no measurable gain on the clips,
+  and FaceNet's mask-to-mask rank-1 rose from 0.032 to 0.059, past 2x chance; docs/benchmarks.md.)
 
 Projection is orthographic in image pixels: a head point p (cm) lands at
 ``scale_px_per_cm * rotation @ p + translation_px`` (x right, y down, z away from the viewer).
@@ -41,14 +43,13 @@ from ._template import (
     build_template,
 )
 from .errors import ModelError
-from .types import LIMBUS_DEPTH_RADII, AvatarFrame, FaceFit, check_shape
+from .types import AvatarFrame, FaceFit, check_shape
 
 __all__ = [
     "EYEBALL_CENTERS_CM",
     "EYEBALL_RADIUS_CM",
     "AvatarRenderer",
     "iris_centers_cm",
-    "limbus_centers_cm",
     "neutral_avatar_frame",
     "prepare",
     "project_px",
@@ -206,14 +207,6 @@ def iris_centers_cm(gaze_yaw_deg: np.ndarray, gaze_pitch_deg: np.ndarray) -> np.
         (..., 2, 3) float64 cm: where each eye's optical axis leaves its 12 mm sphere.
     """
     return EYEBALL_CENTERS_CM + EYEBALL_RADIUS_CM * _gaze_dirs(gaze_yaw_deg, gaze_pitch_deg)
-
-
-def limbus_centers_cm(gaze_yaw_deg: np.ndarray, gaze_pitch_deg: np.ndarray) -> np.ndarray:
-    """Centres of the template's limbus circles for a gaze, head coordinates (..., 2, 3) cm: the
-    "iris centre" of the conventions, which the eye stage measures and the lids are placed from.
-    It lies on the optical axis 10.5 mm from the eyeball centre (``LIMBUS_DEPTH_RADII``), so in
-    up- or down-gaze it is 1.5 mm x sin(pitch) lower or higher than ``iris_centers_cm``."""
-    return EYEBALL_CENTERS_CM + EYEBALL_RADIUS_CM * LIMBUS_DEPTH_RADII * _gaze_dirs(gaze_yaw_deg, gaze_pitch_deg)
 
 
 def project_px(frame: AvatarFrame, points_cm: np.ndarray) -> np.ndarray:
@@ -446,7 +439,8 @@ class AvatarRenderer:
 
     def _draw_current(self, frame: AvatarFrame) -> np.ndarray:
         ctx = self._ctx
-        data = self._face_vertices(frame, limbus_centers_cm(frame.gaze_yaw_deg, frame.gaze_pitch_deg))
+        irises = iris_centers_cm(frame.gaze_yaw_deg, frame.gaze_pitch_deg)
+        data = self._face_vertices(frame, irises)
         self._face_vbo.write(data.tobytes())
 
         rot = np.asarray(frame.rotation, dtype=np.float64)

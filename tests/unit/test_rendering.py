@@ -11,7 +11,6 @@ from digital_mask.rendering import (
     EYEBALL_RADIUS_CM,
     AvatarRenderer,
     iris_centers_cm,
-    limbus_centers_cm,
     neutral_avatar_frame,
     project_px,
 )
@@ -134,7 +133,7 @@ def test_both_closed_and_crossed_targets_show_no_eyeball(renderer):
 
 def upper_margin_y(img: np.ndarray, f: AvatarFrame, eye: int) -> float:
     """Image y of the upper lid margin in the iris column: top edge of the eyeball pixels."""
-    iris = project_px(f, limbus_centers_cm(f.gaze_yaw_deg, f.gaze_pitch_deg))[eye]
+    iris = project_px(f, iris_centers_cm(f.gaze_yaw_deg, f.gaze_pitch_deg))[eye]
     col = eyeball_mask(img[:, int(round(iris[0]))])
     y = int(round(iris[1]))
     while col[y - 1]:
@@ -147,21 +146,10 @@ def test_upper_lid_margin_sits_at_the_requested_height(renderer, yaw_deg):
     for upper_mm in (4.0, 1.0, 6.0):
         f = frame(upper_lid_mm=np.array([upper_mm, upper_mm]), gaze_yaw_deg=np.full(2, yaw_deg))
         img = renderer.render(f)
-        iris = project_px(f, limbus_centers_cm(f.gaze_yaw_deg, f.gaze_pitch_deg))
+        iris = project_px(f, iris_centers_cm(f.gaze_yaw_deg, f.gaze_pitch_deg))
         for eye in range(2):
             expected = iris[eye, 1] - upper_mm / 10 * SCALE
             assert upper_margin_y(img, f, eye) == pytest.approx(expected, abs=POSITION_TOL_PX)
-
-
-def test_upper_lid_is_placed_from_the_limbus_centre(renderer):
-    """The iris centre the eye stage measures is the limbus circle's centre, 10.5 mm from the
-    eyeball centre, not the cornea's point on the 12 mm sphere: at 20 deg up-gaze they are 0.5 mm
-    (2.1 px here) apart, and the mask's MRD1 would read that much off."""
-    f = frame(upper_lid_mm=np.array([3.0, 3.0]), gaze_pitch_deg=np.full(2, 20.0))
-    img = renderer.render(f)
-    iris = project_px(f, limbus_centers_cm(f.gaze_yaw_deg, f.gaze_pitch_deg))
-    for eye in range(2):
-        assert upper_margin_y(img, f, eye) == pytest.approx(iris[eye, 1] - 0.3 * SCALE, abs=1.0)
 
 
 def test_lowering_the_upper_lid_3mm_moves_its_margin_3mm(renderer):
