@@ -147,10 +147,6 @@ def _rotation_matrices(rotvecs: np.ndarray) -> np.ndarray:
     return np.array([cv2.Rodrigues(v)[0] for v in rotvecs]).reshape(-1, 3, 3)
 
 
-def _head_to_image_2x2(scale: float, rot: np.ndarray) -> np.ndarray:
-    return scale * rot[:2, :2]
-
-
 def fit_face(
     track: LandmarkTrack, eyes: EyeTrack, *, pose_sigma_frames: float = 1.0, keep_patient_shape: bool = False
 ) -> FaceFit:

@@ -329,8 +329,7 @@ def mask_video(
         from .metrics import measurements_from
 
         measurements = measurements_from(track, eyes, fit, source_name=src.name)
-    _spool.release(track.points_px)
-    _spool.release(fit.expression_cm)
+    _spool.release(track.points_px)  # read again by the statistics above (the fit released its own)
     _return_freed_memory()
     width, height = track.image_size
     n = len(fit)
