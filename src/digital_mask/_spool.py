@@ -39,8 +39,7 @@ class FrameSpool:
         try:
             self._file.write(np.ascontiguousarray(row, self._dtype).reshape(self._shape).tobytes())
         except OSError as exc:  # disk full
-            raise OutputError(f"cannot write to a temporary file in {tempfile.gettempdir()} ({exc.strerror}); "
-                              "free space there or set TMPDIR") from exc
+            raise _temp_error("write to", exc, "free space there or set TMPDIR") from exc
         self._n += 1
 
     def __len__(self) -> int:
@@ -74,8 +73,7 @@ def empty(shape: tuple[int, ...], dtype: type = np.float32) -> np.ndarray:
             else:  # macOS, Windows: sparse
                 f.truncate(size)
         except OSError as exc:
-            raise OutputError(f"cannot write to a temporary file in {tempfile.gettempdir()} ({exc.strerror}); "
-                              "free space there or set TMPDIR") from exc
+            raise _temp_error("write to", exc, "free space there or set TMPDIR") from exc
         mapped = mmap.mmap(f.fileno(), size, access=mmap.ACCESS_WRITE)
     return np.frombuffer(mapped, dtype).reshape(shape)
 
@@ -84,8 +82,11 @@ def _temporary_file() -> IO[bytes]:
     try:
         return tempfile.TemporaryFile(prefix="digital-mask-")
     except OSError as exc:
-        raise OutputError(f"cannot create a temporary file in {tempfile.gettempdir()} ({exc.strerror}); "
-                          "set TMPDIR to a writable folder") from exc
+        raise _temp_error("create", exc, "set TMPDIR to a writable folder") from exc
+
+
+def _temp_error(action: str, exc: OSError, advice: str) -> OutputError:
+    return OutputError(f"cannot {action} a temporary file in {tempfile.gettempdir()} ({exc.strerror}); {advice}")
 
 
 def release(array: np.ndarray) -> None:
