@@ -41,11 +41,17 @@ def _quiet_native_stderr() -> Iterator[None]:
         os.close(saved)
 
 
-# MediaPipe's drawing helpers, loaded only when first used: its vision package imports them, and
-# they import matplotlib.pyplot (~0.4 s of every start-up here), though we never draw with them.
+# Parts of MediaPipe we never use, loaded only when first used. Its vision package imports the
+# drawing helpers, which import matplotlib.pyplot (~0.4 s of every start-up here); ``import
+# mediapipe`` imports the audio, text and retrieval tasks (~0.08 s). The audio tasks also try to
+# load PortAudio and keep the failed import's traceback, which pinned every frame live during the
+# import (a masking run's whole pass-1 state, ~20 MB a minute of video) until this was lazy.
 _LAZY_MODULES = frozenset({
     "mediapipe.tasks.python.vision.drawing_utils",
     "mediapipe.tasks.python.vision.drawing_styles",
+    "mediapipe.tasks.python.audio",
+    "mediapipe.tasks.python.text",
+    "mediapipe.tasks.python.retrieval",
 })
 
 
@@ -67,22 +73,6 @@ def _load_unused_modules_lazily() -> None:
         sys.meta_path.insert(0, _LazyFinder())
 
 
-def _drop_pinned_frames() -> None:
-    """Free the frames MediaPipe's import pins.
-
-    ``mediapipe.tasks.python.audio.core.audio_record`` keeps the error of its optional audio
-    import (``sd_error``, no PortAudio here) at module level, traceback and all. That traceback
-    holds every frame that was live during the import: the first ``FaceTracker`` is made inside
-    ``pipeline.measure``, so a masking run's whole pass-1 state stayed alive through rendering.
-    """
-    err = getattr(sys.modules.get("mediapipe.tasks.python.audio.core.audio_record"), "sd_error", None)
-    seen: set[int] = set()
-    while isinstance(err, BaseException) and id(err) not in seen:
-        seen.add(id(err))
-        err.__traceback__ = None
-        err = err.__cause__ or err.__context__
-
-
 class MediaPipeLandmarker:
     """FaceLandmarker in VIDEO mode (temporal tracking) or IMAGE mode (still photos).
 
@@ -94,7 +84,6 @@ class MediaPipeLandmarker:
         _load_unused_modules_lazily()
         import mediapipe as mp
 
-        _drop_pinned_frames()
         from mediapipe.tasks.python.core.base_options import BaseOptions
         from mediapipe.tasks.python import vision
 

@@ -92,7 +92,7 @@ def mask(
     report: Annotated[Optional[Path], typer.Option("--report", help="Write a JSON run report (frames, tracking, speed, accuracy, versions).")] = None,
     side_by_side: Annotated[Optional[Path], typer.Option("--side-by-side", help="Also write an operator preview original|mask (contains the patient: do not share).")] = None,
     crf: Annotated[int, typer.Option(min=0, max=51, help="x264 quality (lower = better).")] = 18,
-    preset: Annotated[str, typer.Option(help="x264 speed preset (superfast: 23 % less encoding CPU than veryfast, ~2.4x larger files, same visual quality; docs/benchmarks.md).")] = "superfast",
+    preset: Annotated[str, typer.Option(help="x264 speed preset (ultrafast: ~57 % less encoding CPU than veryfast, ~5x larger files, same visual quality; docs/benchmarks.md).")] = "ultrafast",
     measure_dir: Annotated[Optional[Path], typer.Option("--measure", help="Also write the original's eye measurements (table, summary, plots, report.html) to this folder, from the same pass.")] = None,
     audit: Annotated[bool, typer.Option("--audit", help="Check the output with two face recognisers (dlib, FaceNet); if one matches it to the input, remove it and exit 1.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
@@ -126,7 +126,7 @@ def demo(
     report = out_dir / "demo_report.json"
     try:
         result = _run_mask(clip, masked, overwrite=True, report=report, side_by_side=None, crf=18,
-                           preset="superfast", quiet=False)
+                           preset="ultrafast", quiet=False)
         # preview: six masked frames spread over the clip (masked output only)
         n = result.summary.frames
         pick = set(np.linspace(0, n - 1, 6).round().astype(int).tolist())

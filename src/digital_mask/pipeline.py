@@ -51,7 +51,7 @@ class RunConfig:
     overwrite: bool = False
     side_by_side: Path | None = None  # operator preview: original | mask (contains the patient!)
     crf: int = 18
-    preset: str = "superfast"  # x264; encoding CPU vs size measured in docs/benchmarks.md
+    preset: str = "ultrafast"  # x264; encoding CPU vs size measured in docs/benchmarks.md
     pose_sigma_frames: float = 1.0
     keep_patient_shape: bool = False  # ABLATION for the privacy benchmark only: leaks face shape
     measure_dir: Path | None = None  # also write the original's eye measurements here (same pass)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 from collections.abc import Iterator
 from types import TracebackType
 
@@ -282,11 +281,6 @@ class AvatarRenderer:
             raise ValueError(f"render size must be at least 16x16 px, got {width}x{height}")
         import moderngl  # local: importing digital_mask must not need OpenGL
 
-        if (os.cpu_count() or 1) <= 2:
-            # Mesa llvmpipe's rasteriser threads: on 2 cores, where the pipeline already runs
-            # rendering beside encoding, they cost ~25 % more CPU than they save (read at the
-            # first context; an explicit LP_NUM_THREADS wins).
-            os.environ.setdefault("LP_NUM_THREADS", "0")
         try:
             self._ctx = moderngl.create_standalone_context(backend="egl")
         except Exception as exc:  # moderngl raises plain Exception subclasses from the driver

@@ -124,12 +124,16 @@ def test_pass_one_state_is_freed_after_measuring(clip):
 
 def test_mediapipe_drawing_helpers_load_only_when_used():
     """Start-up: MediaPipe's vision package imports its drawing helpers, which import matplotlib
-    (~0.4 s); they are loaded lazily, and still work when someone does use them."""
+    (~0.4 s), and ``import mediapipe`` its audio tasks; they are loaded lazily, and still work when
+    someone does use them."""
     code = (
         "import sys\n"
         "from digital_mask.tracking import FaceTracker\n"
         "FaceTracker((64, 64)).close()\n"
         "assert 'matplotlib' not in sys.modules, 'matplotlib imported at start-up'\n"
+        "assert 'mediapipe.tasks.python.audio.audio_classifier' not in sys.modules\n"
+        "from mediapipe.tasks.python import audio\n"
+        "assert audio.AudioClassifier and 'mediapipe.tasks.python.audio.audio_classifier' in sys.modules\n"
         "from mediapipe.tasks.python.vision import drawing_utils\n"
         "assert drawing_utils.DrawingSpec().thickness > 0 and 'matplotlib.pyplot' in sys.modules\n"
     )
