@@ -24,6 +24,7 @@ Each eye is measured on its own; nothing is smoothed over time.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cache
 
@@ -43,7 +44,8 @@ IRIS = ((468, 469, 470, 471, 472), (473, 474, 475, 476, 477))
 CROP_W, CROP_H = 96, 80
 CROP_X0, CROP_X1, CROP_YC = 16.0, 80.0, 40.0
 CROP_EYE_W = CROP_X1 - CROP_X0
-_GRID = np.mgrid[0:CROP_H, 0:CROP_W]
+_ROWS, _COLS = np.arange(CROP_H), np.arange(CROP_W)  # the crop's row and column indices
+_SKIN_PRIOR = np.eye(3) * 16.0
 LIMBUS_RANGE = (0.75, 1.3)  # a limbus radius is believed within this range of MediaPipe's iris radius
 
 
@@ -91,6 +93,30 @@ def _squared_radii(n: int) -> np.ndarray:
     return xx**2 + yy**2
 
 
+def _distances(cx: float, cy: float, radius: float) -> tuple[slice, slice, np.ndarray]:
+    """Distances (np.hypot) from (cx, cy) of the crop's pixels in the box of rows and columns
+    that holds all those within ``radius`` (outside it a coordinate difference alone exceeds
+    ``radius``; hypot on the whole crop costs ~50 us): rows, columns, distances."""
+    ys = slice(max(0, int(np.floor(cy - radius))), max(0, int(np.ceil(cy + radius)) + 1))
+    xs = slice(max(0, int(np.floor(cx - radius))), max(0, int(np.ceil(cx + radius)) + 1))
+    return ys, xs, np.hypot(_COLS[None, xs] - cx, _ROWS[ys, None] - cy)
+
+
+def _percentile_90(values: np.ndarray) -> float:
+    """``float(np.percentile(values, 90))`` for a non-empty float32 array without NaN, in numpy's
+    own steps (linear method; float32 interpolation as numpy does for a Python-number q) without
+    its ~100 us of argument handling."""
+    n = values.size
+    at = (n - 1) * 0.9
+    lo = min(math.floor(at), n - 1)
+    hi = min(lo + 1, n - 1)
+    t = at - math.floor(at) if at < n - 1 else 0.0  # a Python float: the arithmetic below stays float32
+    part = np.partition(values, (lo, hi))
+    a, b = part[lo], part[hi]
+    d = b - a
+    return float(b - d * (1 - t) if t >= 0.5 else a + d * t)
+
+
 def _disc(r: float) -> np.ndarray:
     return (_squared_radii(int(np.ceil(r))) <= r**2).astype(np.float32)
 
@@ -101,8 +127,13 @@ def _skin_model(crop: np.ndarray, upper: float, lower: float) -> tuple[np.ndarra
     rows = np.r_[max(0, int(upper) - 14) : max(1, int(upper) - 7), min(h - 1, int(lower) + 3) : min(h, int(lower) + 11)]
     band = crop[rows, int(CROP_X0) + 8 : int(CROP_X1) - 8].reshape(-1, 3).astype(np.float64)
     mean = band.sum(0) / len(band)  # sums, not .mean(): numpy's mean costs ~30 us a call here
-    cov = np.cov(band.T) + np.eye(3) * 16.0
-    return mean, np.linalg.inv(cov)
+    # np.cov(band.T) step by step (the same operations on the same memory layout, so the same
+    # bits; its argument handling costs ~100 us a call): centred samples, X X^T, / (n - 1). The
+    # sums of integer pixel values are exact, so ``mean`` is np.cov's average to the bit.
+    centred = band - mean
+    cov = np.dot(centred.T, centred)
+    cov *= np.true_divide(1, len(band) - 1)
+    return mean, np.linalg.inv(cov + _SKIN_PRIOR)
 
 
 def _first_run(column: np.ndarray, start: int, stop: int, run: int = 2) -> int | None:
@@ -113,57 +144,74 @@ def _first_run(column: np.ndarray, start: int, stop: int, run: int = 2) -> int |
     windows = hits[: hits.size - run + 1].copy()
     for k in range(1, run):
         windows &= hits[k : hits.size - run + 1 + k]
-    idx = np.flatnonzero(windows)
-    return start + int(idx[0]) if idx.size else None
+    i = int(windows.argmax())  # the first True, if any
+    return start + i if windows[i] else None
 
 
-def _lash_thickness(gray: np.ndarray, nonskin: np.ndarray, thr: float, center: np.ndarray, r: float,
-                    top: int) -> float:
+def _lash_thickness(nonskin: np.ndarray, sclera: np.ndarray, center: np.ndarray, r: float, top: int) -> float:
     """Rows of dark lash line between the top of the non-skin band and the top of the bright
-    sclera, on the columns just beside the iris (0 where no sclera is visible there)."""
-    sclera = (gray > thr + 10.0) & (nonskin > 0)
+    sclera (``sclera``: bright non-skin pixels, see ``_sclera_mask``), on the columns just beside
+    the iris (0 where no sclera is visible there)."""
     found = []
     for fx in (center[0] - 1.35 * r, center[0] + 1.35 * r):
         x = int(round(fx))
         if not CROP_X0 + 3 <= x <= CROP_X1 - 3:
             continue
         stop = int(min(CROP_H, center[1] + r))
-        band_top = _first_run(nonskin[:, x - 1 : x + 2].sum(axis=1) / 3 >= 0.5, top, stop, run=1)
-        sclera_top = _first_run(sclera[:, x - 1 : x + 2].sum(axis=1) / 3 >= 0.5, top, stop)
+        # "at least half of the 3 columns" = at least 2 of them
+        band_top = _first_run(nonskin[:, x - 1] + nonskin[:, x] + nonskin[:, x + 1] >= 2, top, stop, run=1)
+        sclera_top = _first_run(sclera[:, x - 1].astype(np.uint8) + sclera[:, x] + sclera[:, x + 1] >= 2, top, stop)
         if band_top is not None and sclera_top is not None and 0 <= sclera_top - band_top <= 0.6 * r:
             found.append(sclera_top - band_top)
     return float(min(found)) if found else 0.0
 
 
-def _sclera_top(gray: np.ndarray, nonskin: np.ndarray, thr: float, x: int, y0: int, lo_y: int) -> float | None:
-    """Sub-pixel row where column ``x`` leaves the sclera going up from row ``y0``: the crossing
-    halfway between the sclera's brightness and the darkest of the few rows above it (lash line
-    or lid skin), or None when ``(x, y0)`` is not bright non-skin (sclera) or the edge is weak
-    (under 30 grey levels)."""
-    col = gray[:, x]
-    sclera = (col > thr + 10.0) & (nonskin[:, x] > 0)
-    if not sclera[y0]:
-        return None
-    y = y0
-    while y > lo_y and sclera[y - 1]:
-        y -= 1
-    above = col[max(lo_y, y - 4) : y]
-    if not above.size:
-        return None
-    top = y + int(np.argmax(col[y : y0 + 1]))
-    mid = 0.5 * (float(col[top]) + float(above.min()))
-    if col[top] - above.min() < 30.0:
-        return None
-    k = top
-    while k > lo_y and col[k] >= mid:
-        k -= 1
-    if col[k] >= mid:
-        return None
-    return float(k + (mid - col[k]) / (col[k + 1] - col[k]))
+def _sclera_mask(gray: np.ndarray, nonskin: np.ndarray, thr: float) -> np.ndarray:
+    """Sclera: bright (over the iris threshold + 10) non-skin pixels."""
+    return (gray > thr + 10.0) & (nonskin > 0)
 
 
-def _upper_from_sclera(gray: np.ndarray, nonskin: np.ndarray, thr: float, center: np.ndarray, r: float,
-                       lo_y: int) -> float | None:
+def _sclera_tops(gray: np.ndarray, sclera: np.ndarray, xs: np.ndarray, y0: int, lo_y: int) -> np.ndarray:
+    """Sub-pixel row where each column of ``xs`` leaves the sclera going up from row ``y0``: the
+    crossing halfway between the sclera's brightness and the darkest of the few rows above it
+    (lash line or lid skin); NaN where ``(x, y0)`` is not sclera, the sclera reaches ``lo_y`` or
+    the edge is weak (under 30 grey levels).
+
+    All columns at once (a per-column loop costs ~10 us a column). Per column: the sclera run
+    that holds ``y0`` starts at row ``y``; ``top``, its brightest row (first of equals) from ``y``
+    down to ``y0``; ``mid``, halfway from ``top`` to the darkest of the (up to) 4 rows above ``y``;
+    the edge lies between the last row at or above ``top`` darker than ``mid`` and the row below.
+    Arithmetic in float32 as numpy does for float32 pixels and Python scalars, so the rows are
+    those of the per-column loop this replaces, to the bit.
+    """
+    out = np.full(len(xs), np.nan)
+    if y0 < lo_y or not len(xs):
+        return out
+    col = gray[lo_y : y0 + 1, xs]  # rows lo_y..y0, relative row index r = row - lo_y
+    sc = sclera[lo_y : y0 + 1, xs]
+    rows = _ROWS[: y0 + 1 - lo_y, None]
+    gap = np.where(sc, -1, rows).max(axis=0)  # last non-sclera row at or above y0 (-1: none)
+    ok = sc[-1] & (gap >= 0)
+    if not ok.any():
+        return out
+    y = gap + 1  # top of the sclera run holding y0
+    darkest = np.where((rows < y) & (rows >= y - 4), col, np.inf).min(axis=0)
+    top = np.where(rows >= y, col, -np.inf).argmax(axis=0)
+    brightest = col[top, np.arange(len(xs))]
+    ok &= ~(brightest - darkest < 30.0)
+    mid = (0.5 * (brightest.astype(np.float64) + darkest.astype(np.float64))).astype(np.float32)
+    below = (col < mid) & (rows <= top)  # darker than mid, at or above top
+    ok &= below.any(axis=0)
+    if not ok.any():
+        return out
+    k = len(rows) - 1 - below[::-1].argmax(axis=0)  # the last such row
+    i = np.flatnonzero(ok)
+    ck, ck1 = col[k[i], i], col[k[i] + 1, i]
+    out[i] = (k[i] + lo_y).astype(np.float32) + (mid[i] - ck) / (ck1 - ck)
+    return out
+
+
+def _upper_from_sclera(gray: np.ndarray, sclera: np.ndarray, center: np.ndarray, r: float, lo_y: int) -> float | None:
     """Upper margin row at the iris column from the top of the sclera beside the iris.
 
     Over a dark iris the lash line has no edge to find; beside the iris the sclera -> lid edge is
@@ -177,15 +225,12 @@ def _upper_from_sclera(gray: np.ndarray, nonskin: np.ndarray, thr: float, center
     read back with a gain of ~1.4 and jumped ~2.5 mm between frames (docs/benchmarks.md).
     """
     y0 = int(round(center[1]))
-    xs, ys = [], []
-    for side in (-1, 1):
-        for dx in np.arange(1.1 * r, 1.7 * r, 1.0):
-            x = int(round(center[0] + side * dx))
-            y = _sclera_top(gray, nonskin, thr, x, y0, lo_y) if CROP_X0 <= x <= CROP_X1 else None
-            if y is not None:
-                xs.append(x - center[0])
-                ys.append(y)
-    xs = np.array(xs)
+    dx = np.arange(1.1 * r, 1.7 * r, 1.0)
+    cols = np.rint(np.concatenate([center[0] - dx, center[0] + dx]))  # left side first
+    cols = cols[(cols >= CROP_X0) & (cols <= CROP_X1)].astype(np.intp)
+    ys = _sclera_tops(gray, sclera, cols, y0, lo_y)
+    found = ~np.isnan(ys)
+    xs, ys = cols[found] - center[0], ys[found]
     if (xs < 0).sum() < 3 or (xs > 0).sum() < 3:
         return None
     return float(np.polyfit(xs, ys, 2)[-1])
@@ -213,17 +258,18 @@ def _locate_iris(dark: np.ndarray, bright: np.ndarray, r: float, allowed: np.nda
     return np.array([ix + dx, iy + dy])
 
 
-def _limbus_radius(gray: np.ndarray, mask: np.ndarray, center: np.ndarray, r: float) -> float | None:
+def _limbus_radius(gray: np.ndarray, mask: np.ndarray, center: np.ndarray, r: float,
+                   sclera_level: float) -> float | None:
     """Iris radius from the two horizontal limbus edges (iris -> sclera) on the centre row, at the
     level halfway between iris and sclera, or None when either edge is hidden (iris in a corner
     or under the lids). ``mask``: the visible opening's non-skin pixels (a pink caruncle or the
-    skin past a canthus is no sclera)."""
+    skin past a canthus is no sclera); ``sclera_level``: the 90th percentile of ``gray`` there."""
     y, x0 = int(round(center[1])), center[0]
-    yy, xx = _GRID
-    iris = gray[(np.hypot(xx - x0, yy - center[1]) < 0.5 * r) & (mask > 0)]
+    ys, xs, dist = _distances(x0, center[1], 0.5 * r)
+    iris = gray[ys, xs][(dist < 0.5 * r) & (mask[ys, xs] > 0)]
     if not iris.size:
         return None
-    iris_level, sclera_level = float(np.median(iris)), float(np.percentile(gray[mask > 0], 90))
+    iris_level = float(np.median(iris))
     if sclera_level - iris_level < 30.0:
         return None
     level = 0.5 * (iris_level + sclera_level)
@@ -243,10 +289,11 @@ def _limbus_radius(gray: np.ndarray, mask: np.ndarray, center: np.ndarray, r: fl
     return abs(edges[1] - edges[0]) / 2.0
 
 
-def _lids_at(gray: np.ndarray, nonskin: np.ndarray, thr: float, center: np.ndarray, r: float,
+def _lids_at(gray: np.ndarray, nonskin: np.ndarray, sclera: np.ndarray, center: np.ndarray, r: float,
              upper_mp: float, lower_mp: float) -> tuple[float, float]:
     """Upper and lower lid margin rows at the iris column: the top of the sclera beside the iris
-    carried to the iris column (``_upper_from_sclera``), else the extent of the non-skin band."""
+    carried to the iris column (``_upper_from_sclera``), else the extent of the non-skin band.
+    ``sclera``: ``_sclera_mask``."""
     x = int(min(max(round(center[0]), 2), CROP_W - 3))
     prof = nonskin[:, x - 2 : x + 3].sum(axis=1) / 5
     prof = np.convolve(prof, np.ones(3) / 3, mode="same")
@@ -268,10 +315,18 @@ def _lids_at(gray: np.ndarray, nonskin: np.ndarray, thr: float, center: np.ndarr
     # the top of the non-skin band minus the lash line above the margin (its thickness read
     # beside the iris, where the margin is the top of the bright sclera).
     # Lower margin: outer extent of the band (the iris's lighter lower half must not end it early).
-    upper = _upper_from_sclera(gray, nonskin, thr, center, r, lo_y)
+    upper = _upper_from_sclera(gray, sclera, center, r, lo_y)
     if upper is None:
-        upper = rows[0] - 0.5 + _lash_thickness(gray, nonskin, thr, center, r, lo_y)
+        upper = rows[0] - 0.5 + _lash_thickness(nonskin, sclera, center, r, lo_y)
     return upper, rows[-1] + 0.5
+
+
+def _near_center(center: np.ndarray, radius: float) -> np.ndarray:
+    """Crop mask: within ``radius`` of ``center`` (np.hypot <= radius)."""
+    out = np.zeros((CROP_H, CROP_W), bool)
+    ys, xs, dist = _distances(center[0], center[1], radius)
+    out[ys, xs] = dist <= radius
+    return out
 
 
 def measure_eye(rgb: np.ndarray, points_px: np.ndarray, eye: int) -> EyeSample:
@@ -291,7 +346,9 @@ def measure_eye(rgb: np.ndarray, points_px: np.ndarray, eye: int) -> EyeSample:
     m = _crop_transform(points_px, eye)
     minv = cv2.invertAffineTransform(m)
     crop = cv2.warpAffine(rgb, m, (CROP_W, CROP_H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    gray = crop.astype(np.float32).sum(axis=2) / 3
+    # grey = (R + G + B) / 3 in float32; cv2 sums the channels (exactly) ~5x faster than numpy
+    gray = cv2.add(cv2.add(crop[..., 0], crop[..., 1], dtype=cv2.CV_32F), crop[..., 2], dtype=cv2.CV_32F)
+    gray /= 3
 
     iris = points_px[list(IRIS[eye]), :2].astype(np.float64)
     mp_center = iris[0]
@@ -315,8 +372,12 @@ def measure_eye(rgb: np.ndarray, points_px: np.ndarray, eye: int) -> EyeSample:
     upper_mp = _lid_at(up[:, 0], up[:, 1], c_mp[0])
     lower_mp = _lid_at(lo[:, 0], lo[:, 1], c_mp[0])
     mean, icov = _skin_model(crop, upper_mp, lower_mp)
-    diff = crop.reshape(-1, 3).astype(np.float64) - mean
-    d2 = ((diff @ icov) * diff).sum(axis=1).reshape(CROP_H, CROP_W)
+    # d2 = ((diff @ icov) * diff).sum(axis=1), with the channel sum written out in numpy's order
+    # (((a + b) + c): the same bits) and cv2 subtracting the mean: ~5x faster
+    diff = cv2.subtract(crop.astype(np.float64), (*mean, 0.0)).reshape(-1, 3)
+    q = diff @ icov
+    q *= diff
+    d2 = ((q[:, 0] + q[:, 1]) + q[:, 2]).reshape(CROP_H, CROP_W)
     skin_gray = float(mean.sum() / 3)
     nonskin = ((d2 > 9.0) | (gray < skin_gray - 35.0)).astype(np.float32)
 
@@ -328,32 +389,37 @@ def measure_eye(rgb: np.ndarray, points_px: np.ndarray, eye: int) -> EyeSample:
         thr = float(cv2.threshold(inside.astype(np.uint8)[:, None], 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)[0])
         dark = np.clip((thr + 10.0 - gray) / 20.0, 0.0, 1.0) * mask
         bright = np.clip((gray - thr + 10.0) / 20.0, 0.0, 1.0) * mask * nonskin
-        yy, xx = _GRID
-        near_mp = (xx > CROP_X0 - r * 0.5) & (xx < CROP_X1 + r * 0.5) & (np.abs(yy - c_mp[1]) < r * 0.8)
+        # (conditions on rows and on columns, broadcast: the grid's values without the grid)
+        near_mp = (np.abs(_ROWS - c_mp[1]) < r * 0.8)[:, None] & ((_COLS > CROP_X0 - r * 0.5) & (_COLS < CROP_X1 + r * 0.5))
         found = _locate_iris(dark, bright, r, near_mp)
         valid = found is not None
     if valid:
         center = found
-        upper_y, lower_y = _lids_at(gray, nonskin, thr, center, r, upper_mp, lower_mp)
+        sclera = _sclera_mask(gray, nonskin, thr)
+        upper_y, lower_y = _lids_at(gray, nonskin, sclera, center, r, upper_mp, lower_mp)
         # Second look: lashes and lid shadow above the margin are dark too and pull the disc up.
         # Only the measured opening (between the lids, around the iris) counts now.
-        opening = ((yy >= upper_y) & (yy <= lower_y)) | (np.abs(xx - center[0]) > 1.6 * r)
-        refined = _locate_iris(dark * opening, bright * opening, r, np.hypot(xx - center[0], yy - center[1]) <= 0.4 * r)
+        opening = ((_ROWS >= upper_y) & (_ROWS <= lower_y))[:, None] | (np.abs(_COLS - center[0]) > 1.6 * r)
+        dark_open, bright_open = dark * opening, bright * opening
+        near_center = _near_center(center, 0.4 * r)
+        refined = _locate_iris(dark_open, bright_open, r, near_center)
         if refined is not None:
             center = refined
-            upper_y, lower_y = _lids_at(gray, nonskin, thr, center, r, upper_mp, lower_mp)
-        limbus = _limbus_radius(gray, mask * nonskin, center, r)
+            upper_y, lower_y = _lids_at(gray, nonskin, sclera, center, r, upper_mp, lower_mp)
+        visible = mask * nonskin
+        sclera_level = _percentile_90(gray[visible > 0]) if visible.any() else np.nan
+        limbus = _limbus_radius(gray, visible, center, r, sclera_level)
         if limbus is not None and not LIMBUS_RANGE[0] * r <= limbus <= LIMBUS_RANGE[1] * r:
             limbus = None  # an edge past the iris (a caruncle or lid shadow touching it): not the limbus
         if limbus is not None and abs(limbus - r) > 0.05 * r:
             # MediaPipe's radius was off: a disc of the wrong size sits off-centre vertically,
             # which shortens the measured chord; look once more with the limbus radius.
-            again = _locate_iris(dark * opening, bright * opening, limbus,
-                                 np.hypot(xx - center[0], yy - center[1]) <= 0.4 * r)
+            near_center = _near_center(center, 0.4 * r)
+            again = _locate_iris(dark_open, bright_open, limbus, near_center)
             if again is not None:
                 center = again
-                limbus = _limbus_radius(gray, mask * nonskin, center, limbus) or limbus
-                upper_y, lower_y = _lids_at(gray, nonskin, thr, center, limbus, upper_mp, lower_mp)
+                limbus = _limbus_radius(gray, visible, center, limbus, sclera_level) or limbus
+                upper_y, lower_y = _lids_at(gray, nonskin, sclera, center, limbus, upper_mp, lower_mp)
         if limbus is not None:
             r = limbus
     else:  # no iris: closed, lids meet at MediaPipe's middle
