@@ -24,7 +24,6 @@ Each eye is measured on its own; nothing is smoothed over time.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from functools import cache
 
@@ -100,21 +99,6 @@ def _distances(cx: float, cy: float, radius: float) -> tuple[slice, slice, np.nd
     ys = slice(max(0, int(np.floor(cy - radius))), max(0, int(np.ceil(cy + radius)) + 1))
     xs = slice(max(0, int(np.floor(cx - radius))), max(0, int(np.ceil(cx + radius)) + 1))
     return ys, xs, np.hypot(_COLS[None, xs] - cx, _ROWS[ys, None] - cy)
-
-
-def _percentile_90(values: np.ndarray) -> float:
-    """``float(np.percentile(values, 90))`` for a non-empty float32 array without NaN, in numpy's
-    own steps (linear method; float32 interpolation as numpy does for a Python-number q) without
-    its ~100 us of argument handling."""
-    n = values.size
-    at = (n - 1) * 0.9
-    lo = min(math.floor(at), n - 1)
-    hi = min(lo + 1, n - 1)
-    t = at - math.floor(at) if at < n - 1 else 0.0  # a Python float: the arithmetic below stays float32
-    part = np.partition(values, (lo, hi))
-    a, b = part[lo], part[hi]
-    d = b - a
-    return float(b - d * (1 - t) if t >= 0.5 else a + d * t)
 
 
 def _disc(r: float) -> np.ndarray:
@@ -407,7 +391,7 @@ def measure_eye(rgb: np.ndarray, points_px: np.ndarray, eye: int) -> EyeSample:
             center = refined
             upper_y, lower_y = _lids_at(gray, nonskin, sclera, center, r, upper_mp, lower_mp)
         visible = mask * nonskin
-        sclera_level = _percentile_90(gray[visible > 0]) if visible.any() else np.nan
+        sclera_level = float(np.percentile(gray[visible > 0], 90)) if visible.any() else np.nan
         limbus = _limbus_radius(gray, visible, center, r, sclera_level)
         if limbus is not None and not LIMBUS_RANGE[0] * r <= limbus <= LIMBUS_RANGE[1] * r:
             limbus = None  # an edge past the iris (a caruncle or lid shadow touching it): not the limbus
