@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import importlib.abc
 import importlib.machinery
 import importlib.util
@@ -77,7 +78,7 @@ class MediaPipeLandmarker:
     """FaceLandmarker in VIDEO mode (temporal tracking) or IMAGE mode (still photos).
 
     ``detect(rgb, time_ms)`` returns (478, 3) float32 points in pixels (z in the x pixel scale,
-    away from the viewer positive) for the largest face, or an all-NaN array when none is found.
+    away from the viewer positive) of the face found, or an all-NaN array when none is found.
     """
 
     def __init__(self, *, video: bool, min_confidence: float = 0.5) -> None:
@@ -92,7 +93,7 @@ class MediaPipeLandmarker:
         options = vision.FaceLandmarkerOptions(
             base_options=BaseOptions(model_asset_path=str(model_path(FACE_LANDMARKER))),
             running_mode=vision.RunningMode.VIDEO if video else vision.RunningMode.IMAGE,
-            num_faces=1,
+            num_faces=1,  # VIDEO mode then smooths the landmarks; 2 turns that off (tried: docs/benchmarks.md)
             min_face_detection_confidence=min_confidence,
             min_face_presence_confidence=min_confidence,
             min_tracking_confidence=min_confidence,
@@ -103,6 +104,7 @@ class MediaPipeLandmarker:
         except (RuntimeError, ValueError) as exc:
             raise ModelError(f"cannot load {FACE_LANDMARKER.name}: {exc}") from exc
         self._last_ms = -1
+        self._direct = True  # read MediaPipe's C result directly (see _faces)
         self._started = False
         log.info("landmarker: MediaPipe FaceLandmarker (%s mode, CPU)", "video" if video else "image")
 
@@ -110,20 +112,57 @@ class MediaPipeLandmarker:
         """Landmarks of one frame; NaN (478, 3) when no face is found."""
         h, w = rgb.shape[:2]
         image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
+        if self._video:
+            time_ms = max(int(time_ms), self._last_ms + 1)  # must strictly increase
+            self._last_ms = time_ms
         quiet = contextlib.nullcontext() if self._started else _quiet_native_stderr()
         with quiet:  # the first call prints a TFLite banner
-            if self._video:
-                time_ms = max(int(time_ms), self._last_ms + 1)  # must strictly increase
-                self._last_ms = time_ms
-                result = self._landmarker.detect_for_video(image, time_ms)
-            else:
-                result = self._landmarker.detect(image)
+            faces = self._faces(image, time_ms)
         self._started = True
-        out = np.full((478, 3), np.nan, dtype=np.float32)
-        if result.face_landmarks:
-            lms = result.face_landmarks[0]
-            out[:] = [(p.x * w, p.y * h, p.z * w) for p in lms]
-        return out
+        if not faces:
+            return np.full((478, 3), np.nan, dtype=np.float32)
+        return faces[0] * np.array([w, h, w], np.float32)
+
+    def _faces(self, image: object, time_ms: int) -> list[np.ndarray]:
+        """Normalised (478, 3) float32 landmarks of each face found.
+
+        Read straight from MediaPipe's C result (~0.02 ms): its Python API first converts the
+        landmarks to a dataclass each (~1.6 ms a frame, holding the GIL that the eye stage needs).
+        That reads private names of MediaPipe 1.2 (``_lib``, ``_handle``, ``_image_ptr``); where
+        they are missing, the public API is used (``tests/unit``'s equality test covers both).
+        """
+        if self._direct:
+            try:
+                return self._faces_from_c(image, time_ms)
+            except AttributeError:
+                self._direct = False
+                log.info("landmarker: MediaPipe's C result is not readable here; using its Python API")
+        lm = self._landmarker
+        result = lm.detect_for_video(image, time_ms) if self._video else lm.detect(image)
+        return [np.array([(p.x, p.y, p.z) for p in face], np.float32) for face in result.face_landmarks]
+
+    def _faces_from_c(self, image: object, time_ms: int) -> list[np.ndarray]:
+        from mediapipe.tasks.python.vision.face_landmarker import MpFaceLandmarkerResultC
+
+        lm, result = self._landmarker, MpFaceLandmarkerResultC()
+        if self._video:
+            lm._lib.MpFaceLandmarkerDetectForVideo(lm._handle, image._image_ptr, None, time_ms, ctypes.byref(result))
+        else:
+            lm._lib.MpFaceLandmarkerDetectImage(lm._handle, image._image_ptr, None, ctypes.byref(result))
+        try:
+            faces = []
+            for i in range(result.face_landmarks_count):
+                face = result.face_landmarks[i]
+                point_c = face.landmarks._type_  # MediaPipe's landmark struct: x, y, z floats and more
+                xyz = np.dtype({"names": ["x", "y", "z"], "formats": [np.float32] * 3,
+                                "offsets": [point_c.x.offset, point_c.y.offset, point_c.z.offset],
+                                "itemsize": ctypes.sizeof(point_c)})
+                raw = ctypes.string_at(face.landmarks, face.landmarks_count * xyz.itemsize)  # a copy
+                points = np.frombuffer(raw, xyz)
+                faces.append(np.stack([points["x"], points["y"], points["z"]], axis=1))
+            return faces
+        finally:
+            lm._lib.MpFaceLandmarkerCloseResult(ctypes.byref(result))
 
     def close(self) -> None:
         self._landmarker.close()

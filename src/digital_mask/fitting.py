@@ -2,7 +2,7 @@
 
 * Head: a similarity transform (scale, rotation, translation) fitting MediaPipe's canonical face
   to the landmarks (weighted Procrustes on MediaPipe's own rigid-point basis), lightly smoothed
-  (jitter only: sigma 1 frame).
+  (jitter only: zero-phase Gaussian, ``POSE_SIGMA_FRAMES`` = 1 frame).
 * Face motion: landmarks brought into head coordinates minus the patient's neutral shape (the
   per-video median). Only the motion is kept; the neutral shape is discarded here.
 * Eyeballs: per eye a sphere whose radius follows the iris ruler (11.7 mm visible iris, 12 mm
@@ -40,6 +40,7 @@ EYEBALL_DEPTH_RADII = 0.55
 # Eyes turn at most ~50 deg from straight ahead (ductions); a reading beyond that is an iris deep in
 # the canthus, measured off its visible part: kept at the limit (the mask then shows it there).
 GAZE_LIMIT_DEG = 50.0
+POSE_SIGMA_FRAMES = 1.0  # head-pose jitter filter: Gaussian sigma in frames (zero phase, no lag)
 MAX_RESIDUAL_CM = 1.0  # rigid-fit RMS above this (head cm; faces differ from the canonical by ~0.4) is untrustworthy
 
 
@@ -148,7 +149,7 @@ def _rotation_matrices(rotvecs: np.ndarray) -> np.ndarray:
 
 
 def fit_face(
-    track: LandmarkTrack, eyes: EyeTrack, *, pose_sigma_frames: float = 1.0, keep_patient_shape: bool = False
+    track: LandmarkTrack, eyes: EyeTrack, *, pose_sigma_frames: float = POSE_SIGMA_FRAMES, keep_patient_shape: bool = False
 ) -> FaceFit:
     """Reconstruct head pose, face motion, eyelids and eyeballs for a whole video.
 

@@ -30,7 +30,7 @@ import numpy as np
 from . import __version__, _spool
 from .errors import InputError, NoFaceError, OutputError
 from .eyes import EYE_CORNERS, EyeTrackBuilder
-from .fitting import fit_face, reconstruction_error_pct
+from .fitting import POSE_SIGMA_FRAMES, fit_face, reconstruction_error_pct
 from .io import VideoWriter, check_output_path, iter_frames, probe_video, write_png
 from .models import ALL_MODELS, model_path
 from .rendering import AvatarRenderer
@@ -52,7 +52,7 @@ class RunConfig:
     side_by_side: Path | None = None  # operator preview: original | mask (contains the patient!)
     crf: int = 18
     preset: str = "ultrafast"  # x264; encoding CPU vs size measured in docs/benchmarks.md
-    pose_sigma_frames: float = 1.0
+    pose_sigma_frames: float = POSE_SIGMA_FRAMES
     keep_patient_shape: bool = False  # ABLATION for the privacy benchmark only: leaks face shape
     measure_dir: Path | None = None  # also write the original's eye measurements here (same pass)
     audit: bool = False  # re-identification audit of the output (needs the `audit` extra)

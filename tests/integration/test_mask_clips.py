@@ -138,3 +138,20 @@ def test_mediapipe_drawing_helpers_load_only_when_used():
         "assert drawing_utils.DrawingSpec().thickness > 0 and 'matplotlib.pyplot' in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+@pytest.mark.parametrize("video", [True, False])
+def test_landmarks_read_from_mediapipe_c_result_equal_its_python_api(clip, video):
+    """The tracker reads MediaPipe's C result directly (private names of MediaPipe 1.2); it must
+    give exactly what MediaPipe's public Python API gives, frame by frame."""
+    from digital_mask._mediapipe import MediaPipeLandmarker
+
+    frames = [f for _, f in zip(range(15), iter_frames(clip("d14.mp4")))]
+    with MediaPipeLandmarker(video=video) as direct, MediaPipeLandmarker(video=video) as public:
+        public._direct = False
+        for frame in frames:
+            ms = int(round(frame.time_s * 1000))
+            a, b = direct.detect(frame.rgb, ms), public.detect(frame.rgb, ms)
+            assert np.isfinite(a).all()
+            np.testing.assert_array_equal(a, b)
+        assert direct._direct, "MediaPipe's C result was not readable: the fallback ran"
