@@ -5,7 +5,7 @@ motion, per-eye gaze and lid margins). It draws
 
 * the template face (MediaPipe's canonical mesh, subdivided twice, smooth-shaded skin with darker
   brows, redder lips and lash lines on the lid margins) with both eye openings cut;
-* per eye a 12 mm eyeball (white sclera, dark grey-blue iris 11.7 mm across with a dark limbal ring,
+* per eye a 12 mm eyeball (white sclera, grey-blue iris 11.7 mm across with a dark limbal ring,
   3.5 mm black pupil) rotated by the eye's gaze, ray-cast as an exact sphere, inside a dark
   pocket behind each opening (no background shows at the canthi from any view);
 * the lids on the template's own lid path, placed so that each upper (lower) margin sits
@@ -158,9 +158,9 @@ void main() {
     float w = max(fwidth(ang), 1e-4);
     float phi = atan(q.y, q.x);
     float r = ang / iris_angle;
-    vec3 iris = mix(vec3(0.22, 0.29, 0.36), vec3(0.14, 0.19, 0.26), smoothstep(0.3, 0.9, r));
+    vec3 iris = mix(vec3(0.42, 0.54, 0.66), vec3(0.25, 0.35, 0.48), smoothstep(0.3, 0.9, r));
     iris *= 0.86 + 0.14 * sin(phi * 41.0 + 2.5 * sin(phi * 7.0));
-    iris = mix(iris, vec3(0.06, 0.09, 0.17), smoothstep(0.80, 0.97, r));  // limbal ring
+    iris = mix(iris, vec3(0.13, 0.17, 0.24), smoothstep(0.80, 0.97, r));  // limbal ring
     vec3 sclera = vec3(0.93, 0.93, 0.91);
     vec3 c = mix(iris, sclera, smoothstep(iris_angle - w, iris_angle + w, ang));
     c = mix(vec3(0.02, 0.02, 0.025), c, smoothstep(pupil_angle - w, pupil_angle + w, ang));

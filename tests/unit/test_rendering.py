@@ -66,14 +66,13 @@ def pupil_center(img: np.ndarray, box: tuple[slice, slice]) -> np.ndarray | None
 
 
 def eyeball_mask(img: np.ndarray) -> np.ndarray:
-    """Sclera (light grey, shaded under the upper lid), iris (dark blue: bluer than red even in the
-    lid's shadow), pupil (black) or the neutral
+    """Sclera (light grey, shaded under the upper lid), iris (blue), pupil (black) or the neutral
     grey where the corneal highlight meets the pupil; skin, lashes, caruncle and pocket are
     red-brown or pink."""
     rgb = img.astype(int)
     r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
     sclera = ((rgb.min(axis=-1) > 100) & (abs(r - b) < 12)) | ((abs(r - b) <= 4) & (abs(r - g) <= 4))
-    return sclera | (b > r + 4) | (rgb.max(axis=-1) < 15)
+    return sclera | (b > r + 10) | (rgb.max(axis=-1) < 15)
 
 
 def test_output_shape_dtype_and_determinism(renderer):
