@@ -104,7 +104,7 @@ class MediaPipeLandmarker:
         except (RuntimeError, ValueError) as exc:
             raise ModelError(f"cannot load {FACE_LANDMARKER.name}: {exc}") from exc
         self._last_ms = -1
-        self._direct = True  # read MediaPipe's C result directly (see _faces)
+        self._direct = True  # read MediaPipe's C result directly (see _face)
         self._started = False
         log.info("landmarker: MediaPipe FaceLandmarker (%s mode, CPU)", "video" if video else "image")
 
@@ -117,31 +117,34 @@ class MediaPipeLandmarker:
             self._last_ms = time_ms
         quiet = contextlib.nullcontext() if self._started else _quiet_native_stderr()
         with quiet:  # the first call prints a TFLite banner
-            faces = self._faces(image, time_ms)
+            face = self._face(image, time_ms)
         self._started = True
-        if not faces:
+        if face is None:
             return np.full((478, 3), np.nan, dtype=np.float32)
-        return faces[0] * np.array([w, h, w], np.float32)
+        return face * np.array([w, h, w], np.float32)
 
-    def _faces(self, image: object, time_ms: int) -> list[np.ndarray]:
-        """Normalised (478, 3) float32 landmarks of each face found.
+    def _face(self, image: object, time_ms: int) -> np.ndarray | None:
+        """Normalised (478, 3) float32 landmarks of the face found, or None.
 
         Read straight from MediaPipe's C result (~0.02 ms): its Python API first converts the
         landmarks to a dataclass each (~1.6 ms a frame, holding the GIL that the eye stage needs).
         That reads private names of MediaPipe 1.2 (``_lib``, ``_handle``, ``_image_ptr``); where
-        they are missing, the public API is used (``tests/unit``'s equality test covers both).
+        they are missing, the public API is used (``tests/integration/test_mask_clips.py`` checks
+        that both give the same arrays).
         """
         if self._direct:
             try:
-                return self._faces_from_c(image, time_ms)
-            except AttributeError:
+                return self._face_from_c(image, time_ms)
+            except (AttributeError, TypeError, ctypes.ArgumentError):
                 self._direct = False
                 log.info("landmarker: MediaPipe's C result is not readable here; using its Python API")
         lm = self._landmarker
         result = lm.detect_for_video(image, time_ms) if self._video else lm.detect(image)
-        return [np.array([(p.x, p.y, p.z) for p in face], np.float32) for face in result.face_landmarks]
+        if not result.face_landmarks:
+            return None
+        return np.array([(p.x, p.y, p.z) for p in result.face_landmarks[0]], np.float32)
 
-    def _faces_from_c(self, image: object, time_ms: int) -> list[np.ndarray]:
+    def _face_from_c(self, image: object, time_ms: int) -> np.ndarray | None:
         from mediapipe.tasks.python.vision.face_landmarker import MpFaceLandmarkerResultC
 
         lm, result = self._landmarker, MpFaceLandmarkerResultC()
@@ -150,17 +153,15 @@ class MediaPipeLandmarker:
         else:
             lm._lib.MpFaceLandmarkerDetectImage(lm._handle, image._image_ptr, None, ctypes.byref(result))
         try:
-            faces = []
-            for i in range(result.face_landmarks_count):
-                face = result.face_landmarks[i]
-                point_c = face.landmarks._type_  # MediaPipe's landmark struct: x, y, z floats and more
-                xyz = np.dtype({"names": ["x", "y", "z"], "formats": [np.float32] * 3,
-                                "offsets": [point_c.x.offset, point_c.y.offset, point_c.z.offset],
-                                "itemsize": ctypes.sizeof(point_c)})
-                raw = ctypes.string_at(face.landmarks, face.landmarks_count * xyz.itemsize)  # a copy
-                points = np.frombuffer(raw, xyz)
-                faces.append(np.stack([points["x"], points["y"], points["z"]], axis=1))
-            return faces
+            if not result.face_landmarks_count:
+                return None
+            face = result.face_landmarks[0]
+            point_c = face.landmarks._type_  # MediaPipe's landmark struct: x, y, z floats and more
+            xyz = np.dtype({"names": ["x", "y", "z"], "formats": [np.float32] * 3,
+                            "offsets": [point_c.x.offset, point_c.y.offset, point_c.z.offset],
+                            "itemsize": ctypes.sizeof(point_c)})
+            points = np.frombuffer(ctypes.string_at(face.landmarks, face.landmarks_count * xyz.itemsize), xyz)
+            return np.stack([points["x"], points["y"], points["z"]], axis=1)
         finally:
             lm._lib.MpFaceLandmarkerCloseResult(ctypes.byref(result))
 
