@@ -43,10 +43,11 @@ DEVIATION_V_PD = 5.0
 EPISODE_PD = 20.0  # one eye turned this far (in PD) relative to its fellow = a deviation episode
 NYSTAGMUS_BAND_HZ = (1.0, 12.0)
 NYSTAGMUS_MIN_P2P_DEG = 2.0  # peak-to-peak amplitude of the dominant oscillation
-NYSTAGMUS_MIN_PROMINENCE = 8.0  # spectral peak over the band's power-law background
+NYSTAGMUS_MIN_PROMINENCE = 8.0  # spectral peak over the band's background (power law + white floor)
 NYSTAGMUS_MIN_CYCLES = 4.0  # the band starts at no less than this many cycles per window
 NYSTAGMUS_SEGMENT_S = 10.0  # spectral window (longer traces: 50 % overlapping windows, powers averaged)
 NYSTAGMUS_OVERSAMPLING = 8  # frequency grid step = 1 / (this x window length)
+HARMONIC_POWER_SHARE = 0.5  # a sub-harmonic peak with this share of the top peak's power is the fundamental
 NYSTAGMUS_IRLS_ITERATIONS = 7  # robust refits per frequency (3 Huber, then Tukey biweight)
 HEAD_POSTURE_DEG = 10.0  # |mean head turn or tilt| at or above this = compensatory head posture
 
@@ -417,6 +418,48 @@ def _segments(t: np.ndarray, ok: np.ndarray, length: float, dt: float) -> list[n
     return out
 
 
+def _background(freqs: np.ndarray, power: np.ndarray) -> np.ndarray:
+    """The spectrum a rhythm must stand above: a power law (gaze shifts and drift, falling as
+    1/f^a) plus a white floor (per-frame measurement noise, flat up to Nyquist), fitted to the log
+    power; points far above the fit (the rhythm itself) are left out and it is refitted twice.
+    A power law alone falls below a white floor towards Nyquist, where the noise then stands out
+    as a spurious ~10 Hz "rhythm" of a 30 fps trace."""
+    from scipy.optimize import least_squares
+
+    logf, logp = np.log(freqs), np.log(np.maximum(power, 1e-12))
+    slope, icpt = np.polyfit(logf, logp, 1)
+    x0 = np.array([icpt, min(max(-slope, 0.0), 6.0), float(np.min(logp))])
+
+    def model(x: np.ndarray) -> np.ndarray:
+        return np.logaddexp(x[0] - x[1] * logf, x[2])
+
+    keep = np.ones(len(freqs), bool)
+    for _ in range(3):
+        fit = least_squares(lambda x: (model(x) - logp)[keep], x0, bounds=([-np.inf, 0.0, -30.0], [np.inf, 6.0, np.inf]))
+        x0 = fit.x
+        new = logp - model(x0) < np.log(3.0)
+        if new.sum() < 4 or np.array_equal(new, keep):
+            break
+        keep = new
+    return np.exp(model(x0))
+
+
+def _fundamental(freqs: np.ndarray, power: np.ndarray, ratio: np.ndarray) -> int:
+    """Index of the rhythm's fundamental: the highest peak of ``ratio``, or a peak at 1/2 or 1/3 of
+    its frequency that is itself prominent and holds at least HARMONIC_POWER_SHARE of its power
+    (a jerk waveform's harmonics can outshine its fundamental over a falling background, yet
+    carry less power: a sawtooth's n-th harmonic 1/n^2; the beat frequency is the fundamental's)."""
+    k = int(np.argmax(ratio))
+    tol = 1.5 * (freqs[1] - freqs[0]) if len(freqs) > 1 else 0.0
+    for n in (3, 2):
+        near = np.flatnonzero(np.abs(freqs - freqs[k] / n) <= max(tol, 0.04 * freqs[k] / n))
+        if near.size:
+            j = int(near[np.argmax(ratio[near])])
+            if ratio[j] >= NYSTAGMUS_MIN_PROMINENCE and power[j] >= HARMONIC_POWER_SHARE * power[k] and 0 < j < len(freqs) - 1 and ratio[j] >= ratio[j - 1] and ratio[j] >= ratio[j + 1]:
+                return j
+    return k
+
+
 def detect_nystagmus(yaw_deg: np.ndarray, pitch_deg: np.ndarray, timestamps_s: np.ndarray, usable: np.ndarray,
                      robust: bool = False) -> dict:
     """Nystagmus of one eye from the spectrum of its gaze traces.
@@ -426,8 +469,9 @@ def detect_nystagmus(yaw_deg: np.ndarray, pitch_deg: np.ndarray, timestamps_s: n
     interpolated), in windows of at most NYSTAGMUS_SEGMENT_S (50 % overlap, powers averaged), on a
     frequency grid NYSTAGMUS_OVERSAMPLING times finer than 1 / window. The strongest peak within
     NYSTAGMUS_BAND_HZ (capped below 0.9 x Nyquist and at NYSTAGMUS_MIN_CYCLES per window or more)
-    counts when it stands NYSTAGMUS_MIN_PROMINENCE times above the band's power-law background (a
-    narrow rhythm, not the falling spectrum of saccades, gaze shifts and measurement noise) and the
+    counts when it stands NYSTAGMUS_MIN_PROMINENCE times above the band's background (``_background``:
+    a narrow rhythm, not the falling spectrum of saccades and gaze shifts nor the flat one of
+    per-frame measurement noise; a harmonic gives way to its fundamental, ``_fundamental``) and the
     oscillation at that frequency (``waveform_p2p`` of the fundamental, median over windows, yaw and
     pitch combined) reaches NYSTAGMUS_MIN_P2P_DEG peak to peak.
 
@@ -475,15 +519,8 @@ def detect_nystagmus(yaw_deg: np.ndarray, pitch_deg: np.ndarray, timestamps_s: n
     for idx in segs:
         power += robust_periodogram(t[idx], yaw[idx], freqs, iterations) + robust_periodogram(t[idx], pitch[idx], freqs, iterations)
     power /= len(segs)
-    # whiten: gaze shifts and noise give a falling (~1/f^a) background; a rhythm stands above it
-    logf, logp = np.log(freqs), np.log(np.maximum(power, 1e-12))
-    coef = np.polyfit(logf, logp, 1)
-    for _ in range(2):  # refit without the points far above the trend (the peak itself)
-        keep = logp - np.polyval(coef, logf) < np.log(3.0)
-        if keep.sum() >= 3:
-            coef = np.polyfit(logf[keep], logp[keep], 1)
-    ratio = np.exp(logp - np.polyval(coef, logf))
-    k = int(np.argmax(ratio))
+    ratio = power / _background(freqs, power)
+    k = _fundamental(freqs, power, ratio)
     prominence = float(ratio[k])
     f0 = float(freqs[k])
     if 0 < k < len(freqs) - 1 and np.all(power[k - 1 : k + 2] > 0):  # parabolic refinement (log power)

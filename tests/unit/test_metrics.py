@@ -276,3 +276,26 @@ def test_frequency_between_fft_bins_and_across_a_gap():
     assert res["detected"] is True
     assert res["frequency_hz"] == pytest.approx(4.2, abs=0.05)
     assert res["amplitude_p2p_deg"] == pytest.approx(4.0, rel=0.15)
+
+
+def test_background_is_a_power_law_plus_a_white_floor():
+    # a known spectrum 4 f^-2 + 0.05 with one rhythm on it: the fit recovers it, the rhythm left out
+    freqs = np.linspace(1.0, 12.0, 200)
+    truth = 4.0 * freqs ** -2.0 + 0.05
+    power = truth.copy()
+    power[np.abs(freqs - 5.0) < 0.15] *= 40.0
+    bg = metrics._background(freqs, power)
+    assert np.allclose(bg, truth, rtol=0.02)
+
+
+def test_drift_and_white_noise_rarely_give_nystagmus():
+    # 3 s pieces: a random-walk drift (falling spectrum) plus per-frame measurement noise (flat to
+    # Nyquist); a power-law background alone lets the flat noise near 10-12 Hz stand out
+    fps, n = 30.0, 90
+    t = np.arange(n) / fps
+    hits = 0
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        yaw = np.cumsum(rng.normal(0, 0.6, n)) + rng.normal(0, 1.5, n)
+        hits += detect_nystagmus(yaw, rng.normal(0, 1.5, n), t, np.ones(n, bool), robust=True)["detected"]
+    assert hits <= 2
