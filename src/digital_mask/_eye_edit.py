@@ -273,8 +273,9 @@ def sclera_model(roi_rgb: np.ndarray, roi: _Roi, geom: EyeGeometry, center: np.n
     """Fit the eye's visible sclera colour as a smooth function of (s, t): per channel
     ``a + b s + c s^2 + d t + e t^2`` (the shading under the lids included) on opening pixels
     (eroded 1.5 px) outside the iris; very dark pixels (lashes) excluded, then outliers beyond
-    2.5 sd dropped twice. Returns (coefficients (5, 3), residual luma sd), or None when fewer
-    than 12 sclera pixels are visible."""
+    2.5 sd dropped twice. Returns (coefficients (5, 3), residual luma sd, (s_min, s_max) and
+    (t_min, t_max) of the pixels it was fitted on), or None when fewer than 12 sclera pixels are
+    visible."""
     inside = _inside(geom, roi.s, roi.t)
     inside = np.minimum(inside, np.minimum(roi.s - geom.s0, geom.s1 - roi.s) - 0.08 * geom.half_width)
     r = np.hypot(roi.x - center[0], roi.y - center[1])
@@ -294,7 +295,10 @@ def sclera_model(roi_rgb: np.ndarray, roi: _Roi, geom: EyeGeometry, center: np.n
         res = _luma((col - design @ coef).astype(np.float32)).astype(np.float64)
         sd = float(np.std(res[keep])) + 1e-6
         keep &= np.abs(res) < 2.5 * sd
-    return coef, sd
+    fitted_s, fitted_t = roi.s[sel][keep], roi.t[sel][keep]
+    if not fitted_s.size:
+        return None
+    return coef, sd, (float(fitted_s.min()), float(fitted_s.max())), (float(fitted_t.min()), float(fitted_t.max()))
 
 
 def _inside(geom: EyeGeometry, s: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -309,20 +313,16 @@ def _design(geom: EyeGeometry, s: np.ndarray, t: np.ndarray) -> np.ndarray:
     return np.stack([np.ones_like(sn), sn, sn**2, tn, tn**2], -1)
 
 
-def _visible_sclera(roi_img: np.ndarray, roi: _Roi, geom: EyeGeometry, a_open: np.ndarray, center: np.ndarray,
+def _visible_sclera(roi_img: np.ndarray, roi: _Roi, geom: EyeGeometry, center: np.ndarray,
                     radius_px: float) -> tuple[np.ndarray, float] | None:
     """The sclera colour model fitted in the ROI, evaluated over the whole ROI but clamped to the
-    (s, t) ranges of the fully open pixels (the whole eye when none is fully open: no
-    extrapolation), and its residual noise; None without enough sclera."""
+    (s, t) ranges of the sclera pixels it was fitted on (no extrapolation: where the visible
+    sclera lies on one side of the iris only, a quadratic carried across the iris's place runs
+    to black), and its residual noise; None without enough sclera."""
     model = sclera_model(roi_img, roi, geom, center, radius_px)
     if model is None:
         return None
-    coef, sd = model
-    ok = a_open > 0.99
-    if ok.any():
-        s_rng, t_rng = (float(roi.s[ok].min()), float(roi.s[ok].max())), (float(roi.t[ok].min()), float(roi.t[ok].max()))
-    else:
-        s_rng, t_rng = (geom.s0, geom.s1), (-1.0, 1.0)
+    coef, sd, s_rng, t_rng = model
     return (_design(geom, np.clip(roi.s, *s_rng), np.clip(roi.t, *t_rng)) @ coef).astype(np.float32), sd
 
 
@@ -413,7 +413,7 @@ def move_iris(rgb: np.ndarray, geom: EyeGeometry, center: np.ndarray, radius_px:
     img = rgb.astype(np.float32)
     roi_img = img[roi.y0:roi.y1, roi.x0:roi.x1]
     a_open = geom.opening_alpha(roi.s, roi.t)
-    visible = _visible_sclera(roi_img, roi, geom, a_open, center, radius_px)
+    visible = _visible_sclera(roi_img, roi, geom, center, radius_px)
     if visible is None:
         return None
     model_rgb, sd = visible
@@ -494,7 +494,7 @@ def shift_upper_lid(rgb: np.ndarray, geom: EyeGeometry, center: np.ndarray, radi
     if a < 0:  # raised: synthesise the uncovered band (sclera + completed iris)
         a_open = geom.opening_alpha(roi.s, roi.t)
         # the sclera under the lid: evaluated no higher than the visible sclera (no extrapolation)
-        visible = _visible_sclera(roi_img, roi, geom, a_open, center, radius_px)
+        visible = _visible_sclera(roi_img, roi, geom, center, radius_px)
         if visible is None:
             return None
         sclera, sd = visible

@@ -218,6 +218,27 @@ def test_move_iris_moves_a_drawn_iris_by_the_requested_shift(index: int, shift: 
     assert np.abs(out[old_only].astype(float) - SCLERA).mean() < 12.0
 
 
+def test_move_iris_fills_its_old_place_within_the_colours_of_the_visible_sclera() -> None:
+    """An iris at the outer canthus leaves sclera on the inner side only; the sclera model, a
+    quadratic fitted there (here: the drawn sclera shaded by an exact quadratic, darkening toward
+    the iris), must not be carried across the iris's old place, where it would run to black."""
+    eye = _eye(0, -17.0)  # iris from 3 px inside the outer corner: no sclera visible outside it
+    rgb, pts = _scene(eye, 0)
+    yy, xx = np.mgrid[0:SIZE[1], 0:SIZE[0]].astype(float)
+    sclera = ((np.abs(xx - eye.cx) < eye.half_width) & (yy > eye.upper_y(xx)) & (yy < eye.lower_y(xx))
+              & (np.hypot(xx - eye.iris[0], yy - eye.iris[1]) > eye.iris_r + 1))
+    shade = np.maximum(1.0 - 0.3 * ((xx - eye.cx - 12.0) / 18.0) ** 2, 0.6)  # 0.7 at the iris's inner edge
+    rgb[sclera] = np.round(rgb[sclera] * shade[sclera][:, None]).astype(np.uint8)
+    darkest_visible = float(np.mean(SCLERA)) * shade[sclera & (xx > eye.iris[0])].min()
+    geom = _eye_edit.eye_geometry(pts, 0)
+    out = _eye_edit.move_iris(rgb, geom, np.array(eye.iris), eye.iris_r, np.array([12.0, 0.0]))
+    assert out is not None
+    old_only = ((np.hypot(xx - eye.iris[0], yy - eye.iris[1]) < 8) & (np.hypot(xx - eye.iris[0] - 12, yy - eye.iris[1]) > 12)
+                & (yy > eye.upper_y(xx) + 1.5) & (yy < eye.lower_y(xx) - 1.5))
+    assert old_only.sum() > 20
+    assert out[old_only].astype(float).mean() > 0.8 * darkest_visible
+
+
 def test_move_iris_refuses_to_push_the_iris_into_the_corner() -> None:
     eye = _eye(0)
     rgb, pts = _scene(eye, 0)
