@@ -86,7 +86,8 @@ THRESHOLDS = {
                   f"{DEVIATION_V_PD:g} PD vertical (metrics.DEVIATION_H_PD / DEVIATION_V_PD); median over "
                   "frames with both eyes open in both videos; one rating per case",
     "nystagmus": "metrics.detect_nystagmus with its own thresholds (peak of a robust (Tukey) least-squares "
-                 "periodogram in 1-12 Hz >= 8x the background (power law + white floor) and >= 2 deg peak to peak) on the "
+                 "periodogram in 1-12 Hz >= 8x the background (power law + white floor), >= 2 deg peak to peak and >= "
+                 "20 % of one axis's variance) on the "
                  "gaze change of the eye against the unmodified piece (frames with that eye open in both "
                  "videos); per eye",
     "ptosis": f"MRD1 change vs the unmodified piece <= -{LID_CHANGE_MM:g} mm (median over frames with that eye "

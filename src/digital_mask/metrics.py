@@ -44,6 +44,7 @@ EPISODE_PD = 20.0  # one eye turned this far (in PD) relative to its fellow = a 
 NYSTAGMUS_BAND_HZ = (1.0, 12.0)
 NYSTAGMUS_MIN_P2P_DEG = 2.0  # peak-to-peak amplitude of the dominant oscillation
 NYSTAGMUS_MIN_PROMINENCE = 8.0  # spectral peak over the band's background (power law + white floor)
+NYSTAGMUS_MIN_VARIANCE_SHARE = 0.2  # robust mode: the rhythm carries this share of its axis's variance
 NYSTAGMUS_MIN_CYCLES = 4.0  # the band starts at no less than this many cycles per window
 NYSTAGMUS_SEGMENT_S = 10.0  # spectral window (longer traces: 50 % overlapping windows, powers averaged)
 NYSTAGMUS_OVERSAMPLING = 8  # frequency grid step = 1 / (this x window length)
@@ -392,16 +393,20 @@ def robust_periodogram(t: np.ndarray, x: np.ndarray, freqs: np.ndarray, iteratio
     return out
 
 
-def waveform_p2p(t: np.ndarray, x: np.ndarray, f0: float, iterations: int = NYSTAGMUS_IRLS_ITERATIONS) -> float:
+def waveform_p2p(t: np.ndarray, x: np.ndarray, f0: float, iterations: int = NYSTAGMUS_IRLS_ITERATIONS) -> tuple[float, float]:
     """Peak-to-peak (deg) of the sinusoid at f0, fitted robustly (``_tukey_fit``, with an offset and
-    a linear trend).
+    a linear trend), and the robust scale (1.4826 x median absolute residual, deg) of the trace
+    around that fit.
 
     The detector uses the fundamental alone (the dominant oscillation, as NYSTAGMUS_MIN_P2P_DEG is
     stated); a jerk waveform's fundamental is 2/pi (0.64) of its full peak to peak.
     """
-    coef, _ = _tukey_fit(_design(t, np.array([f0])), x, iterations)
+    X = _design(t, np.array([f0]))
+    coef, _ = _tukey_fit(X, x, iterations)
     ph = np.linspace(0.0, 2.0 * np.pi, 360, endpoint=False)
-    return float(np.ptp(coef[0, 2] * np.cos(ph) + coef[0, 3] * np.sin(ph)))
+    resid = x - X[0] @ coef[0]
+    return (float(np.ptp(coef[0, 2] * np.cos(ph) + coef[0, 3] * np.sin(ph))),
+            float(1.4826 * np.median(np.abs(resid))))
 
 
 def _segments(t: np.ndarray, ok: np.ndarray, length: float, dt: float) -> list[np.ndarray]:
@@ -482,7 +487,15 @@ def detect_nystagmus(yaw_deg: np.ndarray, pitch_deg: np.ndarray, timestamps_s: n
     used before, outshone 4-6 deg rhythms of a 3 s piece. On a raw gaze trace large gaze shifts are
     signal, not outliers: down-weighting them leaves an irregular remainder in which chance peaks
     stand out (single_face, 2.4 s: prominence 9-10 robust, 2-3 plain), so the default is the plain
-    least-squares fit.
+    least-squares fit. Robust mode also asks the rhythm to carry NYSTAGMUS_MIN_VARIANCE_SHARE of
+    the variance of the change trace of one axis (its sinusoid against the robust scatter around
+    it, yaw or pitch, whichever is larger; so a noisy vertical reading under a lid neither
+    counts as a rhythm nor hides a horizontal one): in a 3 s piece a lid over the iris leaves dense
+    measurement noise in which chance peaks pass the prominence rule with 2-4 deg. On the fidelity
+    grid (originals and masks) the peaks that passed the other rules carried a median 14 % of the
+    variance (26 of 29 below 20 %) on cases without nystagmus, 70 % (3 of 48 below 20 %) on
+    simulated nystagmus. On a raw trace
+    the scatter holds the patient's own gaze shifts, so the rule is not applied there.
 
     Args:
         yaw_deg, pitch_deg, timestamps_s, usable: (T,) one eye's traces and usable frames.
@@ -497,6 +510,7 @@ def detect_nystagmus(yaw_deg: np.ndarray, pitch_deg: np.ndarray, timestamps_s: n
     ok = np.asarray(usable, bool) & np.isfinite(yaw) & np.isfinite(pitch)
     threshold = {"band_hz": list(NYSTAGMUS_BAND_HZ), "min_p2p_deg": NYSTAGMUS_MIN_P2P_DEG,
                  "min_prominence": NYSTAGMUS_MIN_PROMINENCE, "min_cycles_in_window": NYSTAGMUS_MIN_CYCLES,
+                 **({"min_variance_share": NYSTAGMUS_MIN_VARIANCE_SHARE} if robust else {}),
                  "window_s": NYSTAGMUS_SEGMENT_S,
                  "spectrum": "robust (Tukey) least-squares periodogram" if robust else "least-squares periodogram"}
     iterations = NYSTAGMUS_IRLS_ITERATIONS if robust else 0
@@ -528,14 +542,20 @@ def detect_nystagmus(yaw_deg: np.ndarray, pitch_deg: np.ndarray, timestamps_s: n
         den = a - 2 * b + c
         if abs(den) > 1e-12:
             f0 += float(np.clip(0.5 * (a - c) / den, -0.5, 0.5)) * float(freqs[1] - freqs[0])
-    h = float(np.median([waveform_p2p(t[idx], yaw[idx], f0, iterations) for idx in segs]))
-    v = float(np.median([waveform_p2p(t[idx], pitch[idx], f0, iterations) for idx in segs]))
+    fits = np.array([[waveform_p2p(t[idx], x[idx], f0, iterations) for x in (yaw, pitch)] for idx in segs])
+    h, v = (float(a) for a in np.median(fits[:, :, 0], axis=0))
     p2p = float(np.hypot(h, v))
     direction = "horizontal" if h >= 2 * v else "vertical" if v >= 2 * h else "oblique"
-    detected = p2p >= NYSTAGMUS_MIN_P2P_DEG and prominence >= NYSTAGMUS_MIN_PROMINENCE
+    # the rhythm's share of its axis's variance: sinusoid (p2p / 2)^2 / 2 against the scatter around it
+    var = (np.array([h, v]) / 2) ** 2 / 2
+    scatter2 = np.median(fits[:, :, 1], axis=0) ** 2
+    share = float(np.max(var / np.maximum(var + scatter2, 1e-12)))
+    detected = (p2p >= NYSTAGMUS_MIN_P2P_DEG and prominence >= NYSTAGMUS_MIN_PROMINENCE
+                and (not robust or share >= NYSTAGMUS_MIN_VARIANCE_SHARE))
     res = {"detected": bool(detected), "result": "detected" if detected else "none detected",
            "frequency_hz": round(f0, 2), "amplitude_p2p_deg": round(p2p, 2), "direction": direction,
            "horizontal_p2p_deg": round(h, 2), "vertical_p2p_deg": round(v, 2), "prominence": round(prominence, 1),
+           "variance_share": round(share, 3),
            "threshold": threshold, "_freq_hz": freqs, "_power": power}
     if not detected:
         res["strongest_peak"] = {key: res.pop(key) for key in ("frequency_hz", "amplitude_p2p_deg", "direction")}

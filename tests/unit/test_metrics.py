@@ -299,3 +299,18 @@ def test_drift_and_white_noise_rarely_give_nystagmus():
         yaw = np.cumsum(rng.normal(0, 0.6, n)) + rng.normal(0, 1.5, n)
         hits += detect_nystagmus(yaw, rng.normal(0, 1.5, n), t, np.ones(n, bool), robust=True)["detected"]
     assert hits <= 2
+
+
+def test_robust_mode_asks_the_rhythm_to_stand_out_of_the_scatter():
+    # 3 s change traces: a horizontal 5 Hz, 4 deg p2p rhythm (variance 2 deg^2) in per-frame noise of
+    # SD 0.5 / 4 deg: its share of the horizontal variance is 2 / (2 + 0.25) = 0.89 / 2 / (2 + 16) = 0.11
+    fps, n = 30.0, 90
+    t = np.arange(n) / fps
+    rhythm = 2.0 * np.sin(2 * np.pi * 5.0 * t)
+    for sd, share, found in ((0.5, 0.89, True), (4.0, 0.11, False)):
+        rng = np.random.default_rng(11)
+        res = detect_nystagmus(rhythm + rng.normal(0, sd, n), rng.normal(0, sd, n), t, np.ones(n, bool), robust=True)
+        assert res["variance_share"] == pytest.approx(share, abs=0.05 if found else 0.04)
+        assert res["detected"] is found
+    assert res["threshold"]["min_variance_share"] == metrics.NYSTAGMUS_MIN_VARIANCE_SHARE
+    assert "min_variance_share" not in detect_nystagmus(rhythm, np.zeros(n), t, np.ones(n, bool))["threshold"]
