@@ -14,7 +14,7 @@ masked (``pipeline.mask_video``), the simulated original is measured from the ma
   timestamp), medians over frames where the eye(s) are open in both videos and the truth says the
   condition is shown. Strabismus: deviation change in prism dioptres along the simulated axis;
   nystagmus: spectral peak frequency (``metrics.detect_nystagmus``; mean over the eyes where it
-  found nystagmus, else over both eyes' strongest peaks) and amplitude (the least-squares
+  found nystagmus, else the more prominent of the two eyes' strongest peaks) and amplitude (the least-squares
   gain of the measured gaze change on the truth waveform, times the truth's peak-to-peak); ptosis and
   retraction: MRD1 change in mm.
 * **an automated diagnosis** per case and eye (``diagnose``; thresholds in ``THRESHOLDS``), from
@@ -308,6 +308,7 @@ def changes(case: dict[str, np.ndarray], base: dict[str, np.ndarray], summary: d
         col(base, "right_gaze_pitch_deg") - col(base, "left_gaze_pitch_deg"))
     out: dict = {"deviation_h_pd": _pd(_median(dh[both])), "deviation_v_pd": _pd(_median(dv[both])),
                  "mrd1_change_mm": {}, "nystagmus": {}, "nystagmus_hz": {}, "nystagmus_p2p_deg": {},
+                 "nystagmus_prominence": {},
                  "nystagmus_absolute": {}, "frames": {"both_open": int(both.sum())}}
     t = col(case, "time_s")
     for eye in EYE_NAMES:
@@ -317,16 +318,17 @@ def changes(case: dict[str, np.ndarray], base: dict[str, np.ndarray], summary: d
         d_yaw = col(case, f"{eye}_gaze_yaw_deg") - col(base, f"{eye}_gaze_yaw_deg")
         d_pitch = col(case, f"{eye}_gaze_pitch_deg") - col(base, f"{eye}_gaze_pitch_deg")
         ok &= np.isfinite(d_yaw) & np.isfinite(d_pitch)
-        hz = p2p = None
+        hz = p2p = prominence = None
         detected = False
         if ok.sum() >= MIN_FRAMES:
             ny = detect_nystagmus(np.where(ok, d_yaw, np.nan), np.where(ok, d_pitch, np.nan), t, ok, robust=True)
             detected = bool(ny["detected"])
             peak = ny if "frequency_hz" in ny else ny.get("strongest_peak", {})
-            hz, p2p = peak.get("frequency_hz"), peak.get("amplitude_p2p_deg")
+            hz, p2p, prominence = peak.get("frequency_hz"), peak.get("amplitude_p2p_deg"), ny.get("prominence")
         out["nystagmus"][eye] = detected
         out["nystagmus_hz"][eye] = hz
         out["nystagmus_p2p_deg"][eye] = p2p
+        out["nystagmus_prominence"][eye] = prominence
         out["nystagmus_absolute"][eye] = bool(summary.get("nystagmus", {}).get(eye, {}).get("detected", False))
     return out
 
@@ -394,9 +396,13 @@ def case_errors(truth: dict, case_orig: dict, base_orig: dict, sum_orig: dict,
         for side, (c, b, s) in sides.items():
             ch = changes(c, b, s, shown)
             # the frequency the measurement reports: of the eyes where it found nystagmus; where it
-            # found none, of both eyes' strongest peaks (so a missed case still has an error)
+            # found none, of the more prominent of the two eyes' strongest peaks (so a missed case
+            # still has an error; an average of two unrelated peaks would be neither's frequency)
             found = [e for e in EYE_NAMES if ch["nystagmus"][e] and ch["nystagmus_hz"][e] is not None]
-            hz = [ch["nystagmus_hz"][e] for e in (found or EYE_NAMES) if ch["nystagmus_hz"][e] is not None]
+            peaks = [e for e in EYE_NAMES if ch["nystagmus_hz"][e] is not None]
+            if not found and peaks:
+                found = [max(peaks, key=lambda e: ch["nystagmus_prominence"][e] or 0.0)]
+            hz = [ch["nystagmus_hz"][e] for e in found]
             out[f"measured_{side}"] = round(float(np.mean(hz)), 3) if hz else None
             out[f"abs_error_{side}"] = round(abs(float(np.mean(hz)) - f0), 3) if hz else None
             gains = []
