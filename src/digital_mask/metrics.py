@@ -393,10 +393,10 @@ def robust_periodogram(t: np.ndarray, x: np.ndarray, freqs: np.ndarray, iteratio
     return out
 
 
-def waveform_p2p(t: np.ndarray, x: np.ndarray, f0: float, iterations: int = NYSTAGMUS_IRLS_ITERATIONS) -> tuple[float, float]:
+def fit_rhythm(t: np.ndarray, x: np.ndarray, f0: float, iterations: int = NYSTAGMUS_IRLS_ITERATIONS) -> tuple[float, float]:
     """Peak-to-peak (deg) of the sinusoid at f0, fitted robustly (``_tukey_fit``, with an offset and
     a linear trend), and the robust scale (1.4826 x median absolute residual, deg) of the trace
-    around that fit.
+    around that fit (what the rhythm must stand out of, ``NYSTAGMUS_MIN_VARIANCE_SHARE``).
 
     The detector uses the fundamental alone (the dominant oscillation, as NYSTAGMUS_MIN_P2P_DEG is
     stated); a jerk waveform's fundamental is 2/pi (0.64) of its full peak to peak.
@@ -426,7 +426,8 @@ def _segments(t: np.ndarray, ok: np.ndarray, length: float, dt: float) -> list[n
 def _background(freqs: np.ndarray, power: np.ndarray) -> np.ndarray:
     """The spectrum a rhythm must stand above: a power law (gaze shifts and drift, falling as
     1/f^a) plus a white floor (per-frame measurement noise, flat up to Nyquist), fitted to the log
-    power; points far above the fit (the rhythm itself) are left out and it is refitted twice.
+    power; points far above the fit (the rhythm itself) are left out and it is refitted (up to
+    three fits in all).
     A power law alone falls below a white floor towards Nyquist, where the noise then stands out
     as a spurious ~10 Hz "rhythm" of a 30 fps trace."""
     from scipy.optimize import least_squares
@@ -477,7 +478,7 @@ def detect_nystagmus(yaw_deg: np.ndarray, pitch_deg: np.ndarray, timestamps_s: n
     counts when it stands NYSTAGMUS_MIN_PROMINENCE times above the band's background (``_background``:
     a narrow rhythm, not the falling spectrum of saccades and gaze shifts nor the flat one of
     per-frame measurement noise; a harmonic gives way to its fundamental, ``_fundamental``) and the
-    oscillation at that frequency (``waveform_p2p`` of the fundamental, median over windows, yaw and
+    oscillation at that frequency (``fit_rhythm`` of the fundamental, median over windows, yaw and
     pitch combined) reaches NYSTAGMUS_MIN_P2P_DEG peak to peak.
 
     ``robust`` (Tukey IRLS at every frequency) is for a gaze CHANGE against a baseline of the same
@@ -542,7 +543,7 @@ def detect_nystagmus(yaw_deg: np.ndarray, pitch_deg: np.ndarray, timestamps_s: n
         den = a - 2 * b + c
         if abs(den) > 1e-12:
             f0 += float(np.clip(0.5 * (a - c) / den, -0.5, 0.5)) * float(freqs[1] - freqs[0])
-    fits = np.array([[waveform_p2p(t[idx], x[idx], f0, iterations) for x in (yaw, pitch)] for idx in segs])
+    fits = np.array([[fit_rhythm(t[idx], x[idx], f0, iterations) for x in (yaw, pitch)] for idx in segs])
     h, v = (float(a) for a in np.median(fits[:, :, 0], axis=0))
     p2p = float(np.hypot(h, v))
     direction = "horizontal" if h >= 2 * v else "vertical" if v >= 2 * h else "oblique"
