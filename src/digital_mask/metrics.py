@@ -456,13 +456,15 @@ def _fundamental(freqs: np.ndarray, power: np.ndarray, ratio: np.ndarray) -> int
     (a jerk waveform's harmonics can outshine its fundamental over a falling background, yet
     carry less power: a sawtooth's n-th harmonic 1/n^2; the beat frequency is the fundamental's)."""
     k = int(np.argmax(ratio))
-    tol = 1.5 * (freqs[1] - freqs[0]) if len(freqs) > 1 else 0.0
+    tol = 1.5 * (freqs[1] - freqs[0])  # detect_nystagmus evaluates >= 24 frequencies
     for n in (3, 2):
         near = np.flatnonzero(np.abs(freqs - freqs[k] / n) <= max(tol, 0.04 * freqs[k] / n))
-        if near.size:
-            j = int(near[np.argmax(ratio[near])])
-            if ratio[j] >= NYSTAGMUS_MIN_PROMINENCE and power[j] >= HARMONIC_POWER_SHARE * power[k] and 0 < j < len(freqs) - 1 and ratio[j] >= ratio[j - 1] and ratio[j] >= ratio[j + 1]:
-                return j
+        if not near.size:
+            continue
+        j = int(near[np.argmax(ratio[near])])
+        is_peak = 0 < j < len(freqs) - 1 and ratio[j] >= max(ratio[j - 1], ratio[j + 1])
+        if is_peak and ratio[j] >= NYSTAGMUS_MIN_PROMINENCE and power[j] >= HARMONIC_POWER_SHARE * power[k]:
+            return j
     return k
 
 
