@@ -197,3 +197,17 @@ def test_iris_radius_comes_from_the_limbus_not_mediapipe(index: int) -> None:
     pts[469 + 5 * index : 473 + 5 * index, :2] = centre + 1.2 * (pts[469 + 5 * index : 473 + 5 * index, :2] - centre)
     s = measure_eye(rgb, pts, index)
     assert s.iris_radius_px == pytest.approx(eye.iris_r, abs=0.3)
+
+
+@pytest.mark.parametrize("index", [0, 1])
+@pytest.mark.parametrize("upper_h", [6.0, 8.0, 11.0])
+def test_iris_height_does_not_follow_the_lids(index: int, upper_h: float) -> None:
+    # the upper lid covering up to 5.7 px of a 10 px iris, the lower 0.7-4 px: the centre's height
+    # comes from the limbus's curve beside the iris, not from what the lids leave of the disc
+    # (the disc alone: up to 0.85 px off here, 1-2 px on our rendered template). With the lid
+    # lower still (upper_h 4) the left eye reads 1.3 px low: its chord, the radius, is short.
+    for lower_h in (6.0, 9.0):
+        for dy in (-1.3, 0.4, 1.7):
+            eye = eye_at(index, 0.3, dy, upper_h=upper_h, lower_h=lower_h)
+            s = measure(eye, index)
+            assert abs(s.iris_center_px[1] - eye.iris[1]) < 0.5, (lower_h, dy)
