@@ -52,8 +52,6 @@ LIMBUS_BAND_PX = 3.5  # the limbus fit uses the pixels this close to the edge (c
 LIMBUS_BLUR_PX = 0.5  # the edge's width in the limbus fit (logistic scale, crop px)
 LIMBUS_FIT_STEPS = 6  # Gauss-Newton steps at most (3-4 are typical)
 _LIMBUS_DAMPING = np.diag([1e-3, 1e-3, 1e-6, 1e-6])  # keeps the normal equations solvable
-LIMBUS_FIT_ROUNDS = 3  # limbus fits at most, each with the chord measured on the last one's centre row
-CHORD_TOL = 0.02  # ... until the chord changes by less than this fraction
 LID_GAP_PX = 1.5  # the limbus fit keeps this far from the lid margins (lash line, lid shadow)
 
 
@@ -410,7 +408,7 @@ def measure_eye(rgb: np.ndarray, points_px: np.ndarray, eye: int) -> EyeSample:
     c_mp = _apply(m, mp_center[None])[0]
     r_img = float(np.linalg.norm(iris[1:] - mp_center, axis=1).sum() / 4)
     scale = float(np.hypot(*m[0, :2]))
-    r = r_mp = min(max(r_img * scale, 6.0), 18.0)
+    r = min(max(r_img * scale, 6.0), 18.0)
 
     mp_up_img = _apply(minv, np.array([[c_mp[0], _lid_at(up[:, 0], up[:, 1], c_mp[0])]]))[0]
     mp_lo_img = _apply(minv, np.array([[c_mp[0], _lid_at(lo[:, 0], lo[:, 1], c_mp[0])]]))[0]
@@ -474,20 +472,12 @@ def measure_eye(rgb: np.ndarray, points_px: np.ndarray, eye: int) -> EyeSample:
                 limbus = _limbus_radius(gray, visible, center, limbus, sclera_level) or limbus
         if limbus is not None:
             r = limbus
-        # The limbus's edge fixes the centre (the disc's height follows what the lids leave of
-        # the iris), then the lids are measured at its column.
-        # A chord off the centre row is short and a short radius moves the fitted centre: the
-        # chord is measured again on the fitted centre's row and, where it differs, fitted again.
-        between = _between_lids(up, lo, upper_y, lower_y, center[0]) & (mask > 0)
-        for _ in range(LIMBUS_FIT_ROUNDS):
-            fitted = _fit_limbus(gray, between, center, r)
-            if fitted is None:
-                break
-            center = fitted
-            chord = _limbus_radius(gray, visible, center, r, sclera_level)
-            if chord is None or not LIMBUS_RANGE[0] * r_mp <= chord <= LIMBUS_RANGE[1] * r_mp or abs(chord - r) < CHORD_TOL * r:
-                break
-            r = chord
+        # The limbus's edge, fitted, places the centre across; its height stays the disc's
+        # (docs/benchmarks.md, "Fidelity": the fitted height moved with simulated lid and iris
+        # edits and doubled on the masks). Then the lids are measured at its column.
+        fitted = _fit_limbus(gray, _between_lids(up, lo, upper_y, lower_y, center[0]) & (mask > 0), center, r)
+        if fitted is not None:
+            center = np.array([fitted[0], center[1]])
         upper_y, lower_y = _lids_at(gray, nonskin, sclera, center, r, upper_mp, lower_mp)
     else:  # no iris: closed, lids meet at MediaPipe's middle
         upper_y = lower_y = 0.5 * (upper_mp + lower_mp)
