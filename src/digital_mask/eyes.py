@@ -7,9 +7,9 @@ normalised to the eye corners, we measure from pixels:
 * the iris centre: the disc that holds the most dark and the least bright pixels of the visible
   eye opening; pixels hidden by the lids count for neither, so a partly covered or cornered iris
   is still found. A second look counts only the measured opening (lashes and lid shadow above
-  the margin are dark too and would pull the disc up). Where the lids cover the iris's top and
-  bottom, the disc's height is loosely held; the limbus edge fixes it: a blurred dark circle
-  fitted (robust least squares) to the pixels around the edge, clear of the lid margins;
+  the margin are dark too and would pull the disc up). Then the limbus edge places it across: a
+  blurred dark circle fitted (robust least squares) to the pixels around the edge, clear of the
+  lid margins; the height stays the disc's;
 * the iris radius (the mm ruler): from the two horizontal limbus edges where both are visible,
   else MediaPipe's;
 * the upper lid margin at the iris column: the sclera's top edge (sub-pixel, halfway from sclera
@@ -287,11 +287,10 @@ def _fit_limbus(gray: np.ndarray, use: np.ndarray, center: np.ndarray, r: float)
     ``LIMBUS_BAND_PX`` of the edge by Gauss-Newton on (cx, cy, a, b), with Tukey weights
     (lashes, the caruncle and reflections do not fit the model and lose their weight).
 
-    The disc locator counts dark and bright pixels: where the lids cover the iris's top and
-    bottom its score is flat vertically, and the disc follows noise and whatever the lids leave.
-    The edge's curvature beside the iris fixes the centre however much the lids cover
-    (docs/benchmarks.md, "Fidelity"). None when too few pixels, too little contrast or a centre
-    implausibly far from the disc's (the disc's centre then stands).
+    The disc locator counts whole pixels as dark or bright; the edge's grey levels place the
+    circle to a fraction of a pixel (on real clips the simulated horizontal gaze changes read back
+    with less scatter; docs/benchmarks.md, "Clinical consistency"). None when too few pixels, too
+    little contrast or a centre implausibly far from the disc's (the disc's centre then stands).
     """
     ys, xs, dist = _distances(center[0], center[1], r + LIMBUS_BAND_PX)
     sel = use[ys, xs] & (np.abs(dist - r) < LIMBUS_BAND_PX)
