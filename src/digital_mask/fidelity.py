@@ -66,7 +66,18 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError, MaskError, NoFaceError
-from .metrics import DEVIATION_H_PD, DEVIATION_V_PD, detect_nystagmus, diagnosis_flags, prism_dioptres, summarize
+from .metrics import (
+    DEVIATION_H_PD,
+    DEVIATION_V_PD,
+    NYSTAGMUS_BAND_HZ,
+    NYSTAGMUS_MIN_P2P_DEG,
+    NYSTAGMUS_MIN_PROMINENCE,
+    NYSTAGMUS_MIN_VARIANCE_SHARE,
+    detect_nystagmus,
+    diagnosis_flags,
+    prism_dioptres,
+    summarize,
+)
 from .types import EYE_NAMES
 
 log = logging.getLogger(__name__)
@@ -86,10 +97,11 @@ THRESHOLDS = {
                   f"{DEVIATION_V_PD:g} PD vertical (metrics.DEVIATION_H_PD / DEVIATION_V_PD); median over "
                   "frames with both eyes open in both videos; one rating per case",
     "nystagmus": "metrics.detect_nystagmus with its own thresholds (peak of a robust (Tukey) least-squares "
-                 "periodogram in 1-12 Hz >= 8x the background (power law + white floor), >= 2 deg peak to peak and >= "
-                 "20 % of one axis's variance) on the "
-                 "gaze change of the eye against the unmodified piece (frames with that eye open in both "
-                 "videos); per eye",
+                 f"periodogram in {NYSTAGMUS_BAND_HZ[0]:g}-{NYSTAGMUS_BAND_HZ[1]:g} Hz >= "
+                 f"{NYSTAGMUS_MIN_PROMINENCE:g}x the background (power law + white floor), >= "
+                 f"{NYSTAGMUS_MIN_P2P_DEG:g} deg peak to peak and >= {100 * NYSTAGMUS_MIN_VARIANCE_SHARE:g} % of one "
+                 "axis's variance) on the gaze change of the eye against the unmodified piece (frames with that "
+                 "eye open in both videos); per eye",
     "ptosis": f"MRD1 change vs the unmodified piece <= -{LID_CHANGE_MM:g} mm (median over frames with that eye "
               "open in both videos); per eye",
     "retraction": f"MRD1 change vs the unmodified piece >= +{LID_CHANGE_MM:g} mm; per eye",
