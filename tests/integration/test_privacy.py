@@ -38,6 +38,7 @@ def test_recognisers_identify_originals_and_not_masks(report):
     for rec in privacy.RECOGNISER_NAMES:
         none, mask = report.results["none"][rec], report.results["mask"][rec]
         assert none["face2face"]["rank1"] >= 0.9, rec  # sanity: the attack works on faces
+        assert none["face2face"]["pair_auc"] >= 0.9, rec
         assert none["mask2face"] == none["face2face"]  # "none" leaves the photo as it is
         assert mask["mask2face"]["rank1"] <= 2 * chance + 1e-9, rec
         # 12 probes are too few for the 2x-chance criterion on mask2mask (one hit = 0.08);
@@ -55,8 +56,10 @@ def test_json_layout_and_cached_rerun(report, cache_dir):
         for per_scenario in per_rec.values():
             assert set(per_scenario) == {"face2face", "mask2face", "mask2mask"}
             for scores in per_scenario.values():
-                assert set(scores) == {"rank1", "rank5", "tar_at_far_1e-3"}
-                assert all(0.0 <= v <= 1.0 for v in scores.values())
+                assert set(scores) == {"rank1", "rank5", "tar_at_far_1e-3", "pair_auc", "pair_auc_ci95"}
+                lo, hi = scores["pair_auc_ci95"]
+                assert 0.0 <= lo <= scores["pair_auc"] <= hi <= 1.0
+                assert all(0.0 <= v <= 1.0 for k, v in scores.items() if k != "pair_auc_ci95")
     json.dumps(data)  # plain JSON types only
     assert {p.suffix for p in cache_dir.iterdir()} <= {".npz", ".png", ".noface"}  # no pickle
     t0 = time.perf_counter()

@@ -8,6 +8,7 @@ import pytest
 from digital_mask.privacy import (
     TAR_KEY,
     distance_matrix,
+    pair_auc,
     rank_k_rate,
     score_reidentification,
     tar_at_far,
@@ -82,6 +83,43 @@ def test_score_has_the_benchmark_keys():
     # perfect separation: every genuine pair closer than every impostor
     assert score_reidentification(distance_matrix(GALLERY, GALLERY), GALLERY_LABELS, GALLERY_LABELS) == {
         "rank1": 1.0, "rank5": 1.0, TAR_KEY: 1.0}
+
+
+def test_pair_auc_known_answers():
+    labels = np.array([0, 0, 1, 1])
+    # Perfect separation: genuine pairs at 1, impostor pairs at 2.
+    d = np.where(labels[:, None] == labels[None, :], 1.0, 2.0)
+    assert pair_auc(d, labels)[0] == 1.0
+    assert pair_auc(2.0 - d + 1.0, labels)[0] == 0.0  # every genuine pair the farthest
+    assert pair_auc(np.ones((4, 4)), labels)[0] == 0.5  # all tied: chance
+    # By hand: the genuine pair (0, 1) at 0.3, (2, 3) at 0.6; impostors at 0.2, 0.5, 0.6, 0.9.
+    d = np.array([
+        [0.0, 0.3, 0.2, 0.5],
+        [0.3, 0.0, 0.6, 0.9],
+        [0.2, 0.6, 0.0, 0.6],
+        [0.5, 0.9, 0.6, 0.0],
+    ])
+    # 0.3 beats 0.5, 0.6, 0.9 (3 of 4); 0.6 beats 0.9 and ties 0.6 (1.5 of 4): (3 + 1.5) / 8
+    assert pair_auc(d, labels)[0] == pytest.approx(4.5 / 8)
+
+
+def test_pair_auc_interval_resamples_identities():
+    rng = np.random.default_rng(1)
+    labels = np.repeat(np.arange(30), 4)
+    emb = rng.normal(size=(120, 8)) + 0.8 * rng.normal(size=(30, 8))[labels]  # some identity signal
+    d = distance_matrix(emb, emb)
+    auc, (lo, hi) = pair_auc(d, labels, n_boot=300, seed=3)
+    assert 0.5 < lo < auc < hi < 1.0
+    assert pair_auc(d, labels, n_boot=300, seed=3)[1] == (lo, hi)  # seeded: reproducible
+    # No identity at all: the interval holds chance.
+    noise = distance_matrix(rng.normal(size=(120, 8)), rng.normal(size=(120, 8)))
+    noise = (noise + noise.T) / 2
+    auc0, (lo0, hi0) = pair_auc(noise, labels, n_boot=300)
+    assert lo0 < 0.5 < hi0 and abs(auc0 - 0.5) < 0.05
+    with pytest.raises(ValueError, match="two or more"):
+        pair_auc(np.ones((3, 3)), np.array([0, 1, 2]))
+    with pytest.raises(ValueError, match=r"\(M, M\)"):
+        pair_auc(np.ones((3, 4)), np.array([0, 0, 1]))
 
 
 def test_bad_inputs():
