@@ -7,7 +7,9 @@ normalised to the eye corners, we measure from pixels:
 * the iris centre: the disc that holds the most dark and the least bright pixels of the visible
   eye opening; pixels hidden by the lids count for neither, so a partly covered or cornered iris
   is still found. A second look counts only the measured opening (lashes and lid shadow above
-  the margin are dark too and would pull the disc up);
+  the margin are dark too and would pull the disc up). Then the limbus edge places it across: a
+  blurred dark circle fitted (robust least squares) to the pixels around the edge, clear of the
+  lid margins; the height stays the disc's;
 * the iris radius (the mm ruler): from the two horizontal limbus edges where both are visible,
   else MediaPipe's;
 * the upper lid margin at the iris column: the sclera's top edge (sub-pixel, halfway from sclera
@@ -46,6 +48,11 @@ CROP_EYE_W = CROP_X1 - CROP_X0
 _ROWS, _COLS = np.arange(CROP_H), np.arange(CROP_W)  # the crop's row and column indices
 _SKIN_PRIOR = np.eye(3) * 16.0
 LIMBUS_RANGE = (0.75, 1.3)  # a limbus radius is believed within this range of MediaPipe's iris radius
+LIMBUS_BAND_PX = 3.5  # the limbus fit uses the pixels this close to the edge (crop px)
+LIMBUS_BLUR_PX = 0.5  # the edge's width in the limbus fit (logistic scale, crop px)
+LIMBUS_FIT_STEPS = 6  # Gauss-Newton steps at most (3-4 are typical)
+_LIMBUS_DAMPING = np.diag([1e-3, 1e-3, 1e-6, 1e-6])  # keeps the normal equations solvable
+LID_GAP_PX = 1.5  # the limbus fit keeps this far from the lid margins (lash line, lid shadow)
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,6 +280,65 @@ def _limbus_radius(gray: np.ndarray, mask: np.ndarray, center: np.ndarray, r: fl
     return abs(edges[1] - edges[0]) / 2.0
 
 
+def _fit_limbus(gray: np.ndarray, use: np.ndarray, center: np.ndarray, r: float) -> np.ndarray | None:
+    """Limbus centre from the pixels around the iris's edge: a dark disc of radius ``r`` on a
+    brighter ground, its edge blurred, ``grey = a + b * sigmoid((dist - r) / LIMBUS_BLUR_PX)``,
+    fitted to the pixels of ``use`` (the opening, clear of the lid margins) within
+    ``LIMBUS_BAND_PX`` of the edge by Gauss-Newton on (cx, cy, a, b), with Tukey weights
+    (lashes, the caruncle and reflections do not fit the model and lose their weight).
+
+    The disc locator counts whole pixels as dark or bright; the edge's grey levels place the
+    circle to a fraction of a pixel (on real clips the simulated horizontal gaze changes read back
+    with less scatter; docs/benchmarks.md, "Clinical consistency"). None when too few pixels, too
+    little contrast or a centre implausibly far from the disc's (the disc's centre then stands).
+    """
+    ys, xs, dist = _distances(center[0], center[1], r + LIMBUS_BAND_PX)
+    sel = use[ys, xs] & (np.abs(dist - r) < LIMBUS_BAND_PX)
+    yy, xx = np.nonzero(sel)
+    if yy.size < 30:
+        return None
+    px = (xx + xs.start).astype(np.float64)
+    py = (yy + ys.start).astype(np.float64)
+    g = gray[ys, xs][sel].astype(np.float64)
+    # (cx, cy, a, b): the grey levels start at the extremes and are solved exactly in the
+    # first step (the model is linear in them); the edge's weights start at 1
+    p = np.array([center[0], center[1], g.min(), g.max() - g.min()])
+    w = np.ones_like(g)
+    jac = np.empty((g.size, 4))  # d model / d (cx, cy, a, b)
+    jac[:, 2] = 1.0
+    for i in range(LIMBUS_FIT_STEPS):
+        dx, dy = px - p[0], py - p[1]
+        d = np.hypot(dx, dy)  # > 0: the pixels lie near the edge, r >= 6 px from the centre
+        sig = 1.0 / (1.0 + np.exp((r - d) / LIMBUS_BLUR_PX))
+        res = g - (p[2] + p[3] * sig)
+        if i:  # Tukey weights, from the residuals of the levels fitted in the first step
+            u = res / (4.685 * (1.4826 * np.median(np.abs(res)) + 1.0))
+            w = np.maximum(1.0 - u * u, 0.0) ** 2
+        k = -p[3] / LIMBUS_BLUR_PX * sig * (1 - sig) / d  # d model / d dist, over dist
+        jac[:, 0], jac[:, 1], jac[:, 3] = k * dx, k * dy, sig
+        jw = jac.T * w
+        step = np.linalg.solve(jw @ jac + _LIMBUS_DAMPING, jw @ res)
+        step[:2] = np.clip(step[:2], -1.0, 1.0)
+        p += step
+        if i and np.abs(step[:2]).max() < 0.05:
+            break
+    c = p[:2]
+    if not (p[3] > 20.0 and np.hypot(*(c - center)) < 0.5 * r):
+        return None
+    return c
+
+
+def _between_lids(up: np.ndarray, lo: np.ndarray, upper_y: float, lower_y: float, x: float) -> np.ndarray:
+    """Crop mask of the opening at least ``LID_GAP_PX`` inside both lids: MediaPipe's lid
+    polylines (``up``, ``lo``: crop points) moved vertically to pass through the measured margins
+    ``upper_y``, ``lower_y`` at column ``x`` (MediaPipe's lid shape, the image's lid height)."""
+    cu = np.interp(_COLS, *up[np.argsort(up[:, 0])].T)
+    cl = np.interp(_COLS, *lo[np.argsort(lo[:, 0])].T)
+    cu += upper_y + LID_GAP_PX - np.interp(x, _COLS, cu)
+    cl += lower_y - LID_GAP_PX - np.interp(x, _COLS, cl)
+    return (_ROWS[:, None] >= cu) & (_ROWS[:, None] <= cl)
+
+
 def _lids_at(gray: np.ndarray, nonskin: np.ndarray, sclera: np.ndarray, center: np.ndarray, r: float,
              upper_mp: float, lower_mp: float) -> tuple[float, float]:
     """Upper and lower lid margin rows at the iris column: the top of the sclera beside the iris
@@ -403,9 +469,15 @@ def measure_eye(rgb: np.ndarray, points_px: np.ndarray, eye: int) -> EyeSample:
             if again is not None:
                 center = again
                 limbus = _limbus_radius(gray, visible, center, limbus, sclera_level) or limbus
-                upper_y, lower_y = _lids_at(gray, nonskin, sclera, center, limbus, upper_mp, lower_mp)
         if limbus is not None:
             r = limbus
+        # The limbus's edge, fitted, places the centre across; its height stays the disc's
+        # (docs/benchmarks.md, "Fidelity": the fitted height moved with simulated lid and iris
+        # edits and doubled on the masks). Then the lids are measured at its column.
+        fitted = _fit_limbus(gray, _between_lids(up, lo, upper_y, lower_y, center[0]) & (mask > 0), center, r)
+        if fitted is not None:
+            center = np.array([fitted[0], center[1]])
+        upper_y, lower_y = _lids_at(gray, nonskin, sclera, center, r, upper_mp, lower_mp)
     else:  # no iris: closed, lids meet at MediaPipe's middle
         upper_y = lower_y = 0.5 * (upper_mp + lower_mp)
     lids = _apply(minv, np.array([[center[0], upper_y], [center[0], lower_y]]))
