@@ -207,8 +207,8 @@ def evaluate_privacy_cmd(
     max_photos: Annotated[Optional[int], typer.Option(min=2, help="Use only the first N photos per identity (quick runs).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
-    """Re-identification benchmark: rank-1/rank-5/TAR of two face recognisers on anonymised photos."""
-    from .privacy import ANONYMISERS, SCENARIOS, TAR_KEY, evaluate_privacy
+    """Re-identification benchmark: rank-1/rank-5/TAR and pair AUC of two face recognisers on anonymised photos."""
+    from .privacy import ANONYMISERS, PAIR_AUC_KEY, SCENARIOS, TAR_KEY, evaluate_privacy
 
     try:
         kwargs = dict(anonymisers=tuple(anonymiser) if anonymiser else ANONYMISERS, cache_dir=cache_dir,
@@ -225,13 +225,16 @@ def evaluate_privacy_cmd(
     if json_out is not None:
         _privacy_write_json(json_out, data)
     out.print(f"{report.dataset}: {report.n_identities} identities, {report.n_probes} probes, chance rank-1 "
-              f"{report.chance_rank1:.3f}; each cell rank-1 rank-5 TAR@FAR1e-3", highlight=False, soft_wrap=True)
-    out.print(f"{'anonymiser':<16}{'recogniser':<11}{'face2face':<11}{'mask2face':<16}{'mask2mask':<16}found",
-              highlight=False)
+              f"{report.chance_rank1:.3f}; each cell rank-1 rank-5 TAR@FAR1e-3; mask2mask pair AUC (chance 0.5) "
+              "with its 95 % interval", highlight=False, soft_wrap=True)
+    out.print(f"{'anonymiser':<16}{'recogniser':<11}{'face2face':<11}{'mask2face':<16}{'mask2mask':<16}"
+              f"{'pair AUC':<21}found", highlight=False)
     for name, per_rec in report.results.items():
         for rec, sc in per_rec.items():
             cells = [" ".join(f"{sc[s][k]:.2f}" for k in ("rank1", "rank5", TAR_KEY)) for s in SCENARIOS[1:]]
-            out.print(f"{name:<16}{rec:<11}{sc['face2face']['rank1']:<11.2f}{cells[0]:<16}{cells[1]:<16}"
+            m2m = sc["mask2mask"]
+            auc = f"{m2m[PAIR_AUC_KEY]:.3f} [{m2m[PAIR_AUC_KEY + '_ci95'][0]:.3f}, {m2m[PAIR_AUC_KEY + '_ci95'][1]:.3f}]"
+            out.print(f"{name:<16}{rec:<11}{sc['face2face']['rank1']:<11.2f}{cells[0]:<16}{cells[1]:<16}{auc:<21}"
                       f"{report.face_detection_rate[name][rec]:.2f}", highlight=False, soft_wrap=True)
 
 

@@ -84,7 +84,7 @@ def test_cli_evaluate_privacy_writes_the_json(tmp_path, report, cache_dir):
                                  "-a", "none", "-a", "mask", "--cache-dir", str(cache_dir), "--json", str(out), "-q"])
     assert result.exit_code == 0, result.output
     assert json.loads(out.read_text())["results"] == report.results
-    assert "mask2mask" in result.output and "6 identities" in result.output
+    assert "mask2mask" in result.output and "6 identities" in result.output and "pair AUC" in result.output
 
 
 def test_audit_passes_on_the_mask_and_fails_on_the_original(masked, clip):
