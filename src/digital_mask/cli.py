@@ -228,7 +228,7 @@ def evaluate_privacy_cmd(
               f"{report.chance_rank1:.3f}; each cell rank-1 rank-5 TAR@FAR1e-3; mask2mask pair AUC (chance 0.5) "
               "with its 95 % interval", highlight=False, soft_wrap=True)
     out.print(f"{'anonymiser':<16}{'recogniser':<11}{'face2face':<11}{'mask2face':<16}{'mask2mask':<16}"
-              f"{'pair AUC':<21}found", highlight=False)
+              f"{'pair AUC':<21}found", highlight=False, soft_wrap=True)
     for name, per_rec in report.results.items():
         for rec, sc in per_rec.items():
             cells = [" ".join(f"{sc[s][k]:.2f}" for k in ("rank1", "rank5", TAR_KEY)) for s in SCENARIOS[1:]]
