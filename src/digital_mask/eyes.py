@@ -52,6 +52,8 @@ LIMBUS_BAND_PX = 3.5  # the limbus fit uses the pixels this close to the edge (c
 LIMBUS_BLUR_PX = 0.5  # the edge's width in the limbus fit (logistic scale, crop px)
 LIMBUS_FIT_STEPS = 6  # Gauss-Newton steps at most (3-4 are typical)
 _LIMBUS_DAMPING = np.diag([1e-3, 1e-3, 1e-6, 1e-6])  # keeps the normal equations solvable
+DISC_ASPECT = 0.9  # the disc kernel's height over its width: a kernel taller than the visible iris
+# slides into a lid-covered edge when sclera shows at the other (a retracted lid: ~1 px down)
 LID_GAP_PX = 1.5  # the limbus fit keeps this far from the lid margins (lash line, lid shadow)
 
 
@@ -94,11 +96,6 @@ def _lid_at(xs: np.ndarray, ys: np.ndarray, x: float) -> float:
 
 
 @cache
-def _squared_radii(n: int) -> np.ndarray:
-    yy, xx = np.mgrid[-n : n + 1, -n : n + 1]
-    return xx**2 + yy**2
-
-
 def _distances(cx: float, cy: float, radius: float) -> tuple[slice, slice, np.ndarray]:
     """Distances (np.hypot) from (cx, cy) of the crop's pixels in the box of rows and columns
     that holds all those within ``radius`` (outside it a coordinate difference alone exceeds
@@ -109,7 +106,10 @@ def _distances(cx: float, cy: float, radius: float) -> tuple[slice, slice, np.nd
 
 
 def _disc(r: float) -> np.ndarray:
-    return (_squared_radii(int(np.ceil(r))) <= r**2).astype(np.float32)
+    """The iris kernel: ``r`` across, ``DISC_ASPECT * r`` tall (see ``DISC_ASPECT``)."""
+    n = int(np.ceil(r))
+    yy, xx = np.mgrid[-n : n + 1, -n : n + 1]
+    return ((xx / r) ** 2 + (yy / (DISC_ASPECT * r)) ** 2 <= 1.0).astype(np.float32)
 
 
 def _skin_model(crop: np.ndarray, upper: float, lower: float) -> tuple[np.ndarray, np.ndarray]:

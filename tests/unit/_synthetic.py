@@ -168,6 +168,7 @@ class DrawnEye:
     outer_left: True when the outer corner (33 / 263) is image-left (the patient's right eye).
     upper_h, lower_h: opening above / below the corner line at the middle, px (0 = closed).
     iris: drawn iris centre (x, y) px and radius; None draws no iris (closed eye: lash line only).
+    iris_aspect: the drawn iris is an ellipse ``iris_r`` wide and ``iris_aspect * iris_r`` tall.
     """
 
     cx: float
@@ -178,6 +179,7 @@ class DrawnEye:
     iris: tuple[float, float] | None = None
     iris_r: float = 10.0
     outer_left: bool = True
+    iris_aspect: float = 1.0  # the iris's height over its width (< 1: seen from below or above)
 
     def upper_y(self, x: np.ndarray | float) -> np.ndarray:
         u = np.clip((np.asarray(x, float) - self.cx) / self.half_width, -1, 1)
@@ -192,7 +194,7 @@ def _paint(img: np.ndarray, xx: np.ndarray, yy: np.ndarray, eye: DrawnEye) -> No
     inside = (np.abs(xx - eye.cx) < eye.half_width) & (yy > eye.upper_y(xx)) & (yy < eye.lower_y(xx))
     img[inside] = SCLERA
     if eye.iris is not None:
-        r2 = (xx - eye.iris[0]) ** 2 + (yy - eye.iris[1]) ** 2
+        r2 = (xx - eye.iris[0]) ** 2 + ((yy - eye.iris[1]) / eye.iris_aspect) ** 2
         img[inside & (r2 < eye.iris_r**2)] = IRIS_RGB
         img[inside & (r2 < (0.4 * eye.iris_r) ** 2)] = PUPIL_RGB
     else:  # closed: a dark lash line along the corner line

@@ -223,3 +223,20 @@ def test_limbus_fit_finds_a_partly_covered_noisy_iris() -> None:
         c = _fit_limbus(img.astype(np.float32), use, start, r)
         assert c is not None
         assert abs(c[0] - cx) < 0.1 and abs(c[1] - cy) < 0.25  # achieved: 0.04 and 0.12 px
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_iris_height_does_not_follow_a_retracted_lid(index: int) -> None:
+    # A foreshortened iris (a head tilted 20 deg: 0.94 as tall as wide) under a lower lid that
+    # covers its bottom. Under a normal upper lid its top is covered too; a retracted lid shows
+    # sclera above it. A disc as tall as the iris is wide slid down into the lower lid there
+    # (~1 px on our template's masks: a false vertical deviation of ~6 PD). Achieved: -0.20 / -0.08
+    # px (the round disc: -0.47 / +0.73).
+    heights = []
+    for upper_h in (8.0, 16.0):  # iris top at 150 - 9.4: covered, then shown
+        eye = eye_at(index, upper_h=upper_h, lower_h=7.0, iris_aspect=0.94)
+        s = measure(eye, index)
+        assert s.valid
+        heights.append(s.iris_center_px[1] - eye.iris[1])
+    assert all(abs(h) < 0.5 for h in heights), heights
+    assert abs(heights[1] - heights[0]) < 0.4, heights
