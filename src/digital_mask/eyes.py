@@ -27,7 +27,6 @@ Each eye is measured on its own; nothing is smoothed over time.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
 
 import cv2
 import numpy as np
@@ -95,7 +94,6 @@ def _lid_at(xs: np.ndarray, ys: np.ndarray, x: float) -> float:
     return float(np.interp(x, xs[order], ys[order]))
 
 
-@cache
 def _distances(cx: float, cy: float, radius: float) -> tuple[slice, slice, np.ndarray]:
     """Distances (np.hypot) from (cx, cy) of the crop's pixels in the box of rows and columns
     that holds all those within ``radius`` (outside it a coordinate difference alone exceeds
