@@ -75,8 +75,6 @@ def main() -> None:
     if not (np.array_equal(labels, runs["baseline"]["labels"]) and np.array_equal(gallery, runs["baseline"]["is_gallery"])):
         raise SystemExit("the two trees read different face sets")
     n_ids = int(labels.max()) + 1
-    rng = np.random.default_rng(args.seed)
-    draws = [np.bincount(rng.integers(0, n_ids, n_ids), minlength=n_ids).astype(np.float64) for _ in range(N_BOOT)]
     result: dict[str, object] = {"faces": args.faces.name, "n_identities": n_ids, "n_boot": N_BOOT,
                                  "fingerprints": {k: str(v["fingerprint"]) for k, v in runs.items()}, "recognisers": {}}
     print(f"{args.faces.name}: {n_ids} identities, {len(labels)} photos; this ({result['fingerprints']['this']}) "
@@ -84,17 +82,16 @@ def main() -> None:
     for rec in privacy.RECOGNISER_NAMES:
         per: dict[str, object] = {}
         for scenario in ("mask2mask", "mask2face"):
-            auc, boot = {}, {}
+            dist, auc = {}, {}
             for name, z in runs.items():
                 mask, orig = z[f"mask_{rec}"], z[f"none_{rec}"]
-                other = mask if scenario == "mask2mask" else orig
-                scores = privacy._PairScores(privacy.distance_matrix(mask, other), labels)
-                auc[name], boot[name] = scores.auc(), np.array([scores.auc(w) for w in draws])
-            lo, hi = np.percentile(boot["this"] - boot["baseline"], [2.5, 97.5])
+                dist[name] = privacy.distance_matrix(mask, mask if scenario == "mask2mask" else orig)
+                auc[name] = privacy.pair_auc(dist[name], labels)[0]
+            diff, (lo, hi) = privacy.pair_auc_difference(dist["this"], dist["baseline"], labels, n_boot=N_BOOT, seed=args.seed)
             per[scenario] = {"pair_auc_this": round(auc["this"], 4), "pair_auc_baseline": round(auc["baseline"], 4),
-                             "difference": round(auc["this"] - auc["baseline"], 4), "difference_ci95": [round(lo, 4), round(hi, 4)]}
+                             "difference": round(diff, 4), "difference_ci95": [round(lo, 4), round(hi, 4)]}
             print(f"  {rec:8s} {scenario}: pair AUC {auc['this']:.4f} vs {auc['baseline']:.4f}, "
-                  f"difference {auc['this'] - auc['baseline']:+.4f} [{lo:+.4f}, {hi:+.4f}]")
+                  f"difference {diff:+.4f} [{lo:+.4f}, {hi:+.4f}]")
         hits = {}
         for name, z in runs.items():
             mask = z[f"mask_{rec}"]

@@ -246,6 +246,28 @@ def pair_auc(dist: np.ndarray, labels: np.ndarray, *, n_boot: int = 0, seed: int
     return scores.auc(), (float(lo), float(hi))
 
 
+def pair_auc_difference(dist_a: np.ndarray, dist_b: np.ndarray, labels: np.ndarray, *, n_boot: int = PAIR_AUC_BOOT,
+                        seed: int = 0) -> tuple[float, tuple[float, float]]:
+    """Pair AUC of ``dist_a`` minus that of ``dist_b`` (two versions of a mask on the same photos),
+    with a paired 95 % bootstrap interval: each resample draws the same identities for both, so
+    what the two share (who is in the set) cancels and only their difference varies.
+
+    Raises:
+        ValueError: as ``pair_auc``, or the two matrices differ in shape.
+    """
+    if np.shape(dist_a) != np.shape(dist_b):
+        raise ValueError(f"the two distance matrices differ in shape: {np.shape(dist_a)} vs {np.shape(dist_b)}")
+    a, b = _PairScores(dist_a, labels), _PairScores(dist_b, labels)
+    rng = np.random.default_rng(seed)
+    n_ids = a.ids.max() + 1
+    draws = []
+    for _ in range(n_boot):
+        copies = np.bincount(rng.integers(0, n_ids, n_ids), minlength=n_ids).astype(np.float64)
+        draws.append(a.auc(copies) - b.auc(copies))
+    lo, hi = np.nanpercentile(draws, [2.5, 97.5])
+    return a.auc() - b.auc(), (float(lo), float(hi))
+
+
 def score_reidentification(dist: np.ndarray, probe_labels: np.ndarray, gallery_labels: np.ndarray) -> dict[str, float]:
     """``{"rank1", "rank5", "tar_at_far_1e-3"}`` for one distance matrix (see the two functions above)."""
     out = {f"rank{k}": rank_k_rate(dist, probe_labels, gallery_labels, k) for k in RANKS}

@@ -9,6 +9,7 @@ from digital_mask.privacy import (
     TAR_KEY,
     distance_matrix,
     pair_auc,
+    pair_auc_difference,
     rank_k_rate,
     score_reidentification,
     tar_at_far,
@@ -120,6 +121,20 @@ def test_pair_auc_interval_resamples_identities():
         pair_auc(np.ones((3, 3)), np.array([0, 1, 2]))
     with pytest.raises(ValueError, match=r"\(M, M\)"):
         pair_auc(np.ones((3, 4)), np.array([0, 0, 1]))
+
+
+def test_pair_auc_difference_is_paired():
+    rng = np.random.default_rng(2)
+    labels = np.repeat(np.arange(30), 4)
+    people = rng.normal(size=(30, 8))[labels]
+    weak = distance_matrix(*(2 * [rng.normal(size=(120, 8)) + 0.5 * people]))
+    strong = distance_matrix(*(2 * [rng.normal(size=(120, 8)) + 1.5 * people]))
+    assert pair_auc_difference(weak, weak, labels, n_boot=200) == (0.0, (0.0, 0.0))  # same: exactly 0
+    diff, (lo, hi) = pair_auc_difference(strong, weak, labels, n_boot=200)
+    assert diff == pytest.approx(pair_auc(strong, labels)[0] - pair_auc(weak, labels)[0])
+    assert 0.0 < lo < diff < hi
+    with pytest.raises(ValueError, match="differ in shape"):
+        pair_auc_difference(weak, weak[:-1, :-1], labels)
 
 
 def test_bad_inputs():
