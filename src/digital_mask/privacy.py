@@ -49,7 +49,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
@@ -218,6 +218,13 @@ class _PairScores:
         return float(np.sum(w_gen * beaten) / (total_gen * total_imp))
 
 
+def _identity_draws(n_ids: int, n_boot: int, seed: int) -> Iterator[np.ndarray]:
+    """Bootstrap resamples of identities: per draw, how often each of ``n_ids`` is drawn."""
+    rng = np.random.default_rng(seed)
+    for _ in range(n_boot):
+        yield np.bincount(rng.integers(0, n_ids, n_ids), minlength=n_ids).astype(np.float64)
+
+
 def pair_auc(dist: np.ndarray, labels: np.ndarray, *, n_boot: int = 0, seed: int = 0) -> tuple[float, tuple[float, float] | None]:
     """Verification ROC AUC over all photo pairs, and its 95 % bootstrap interval over identities.
 
@@ -238,10 +245,7 @@ def pair_auc(dist: np.ndarray, labels: np.ndarray, *, n_boot: int = 0, seed: int
     scores = _PairScores(dist, labels)
     if n_boot <= 0:
         return scores.auc(), None
-    rng = np.random.default_rng(seed)
-    n_ids = scores.ids.max() + 1
-    draws = [scores.auc(np.bincount(rng.integers(0, n_ids, n_ids), minlength=n_ids).astype(np.float64))
-             for _ in range(n_boot)]
+    draws = [scores.auc(copies) for copies in _identity_draws(scores.ids.max() + 1, n_boot, seed)]
     lo, hi = np.nanpercentile(draws, [2.5, 97.5])
     return scores.auc(), (float(lo), float(hi))
 
@@ -258,12 +262,7 @@ def pair_auc_difference(dist_a: np.ndarray, dist_b: np.ndarray, labels: np.ndarr
     if np.shape(dist_a) != np.shape(dist_b):
         raise ValueError(f"the two distance matrices differ in shape: {np.shape(dist_a)} vs {np.shape(dist_b)}")
     a, b = _PairScores(dist_a, labels), _PairScores(dist_b, labels)
-    rng = np.random.default_rng(seed)
-    n_ids = a.ids.max() + 1
-    draws = []
-    for _ in range(n_boot):
-        copies = np.bincount(rng.integers(0, n_ids, n_ids), minlength=n_ids).astype(np.float64)
-        draws.append(a.auc(copies) - b.auc(copies))
+    draws = [a.auc(copies) - b.auc(copies) for copies in _identity_draws(a.ids.max() + 1, n_boot, seed)]
     lo, hi = np.nanpercentile(draws, [2.5, 97.5])
     return a.auc() - b.auc(), (float(lo), float(hi))
 
