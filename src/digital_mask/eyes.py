@@ -51,8 +51,10 @@ LIMBUS_BAND_PX = 3.5  # the limbus fit uses the pixels this close to the edge (c
 LIMBUS_BLUR_PX = 0.5  # the edge's width in the limbus fit (logistic scale, crop px)
 LIMBUS_FIT_STEPS = 6  # Gauss-Newton steps at most (3-4 are typical)
 _LIMBUS_DAMPING = np.diag([1e-3, 1e-3, 1e-6, 1e-6])  # keeps the normal equations solvable
-DISC_ASPECT = 0.9  # the disc kernel's height over its width: a kernel taller than the visible iris
-# slides into a lid-covered edge when sclera shows at the other (a retracted lid: ~1 px down)
+DISC_ASPECT = 0.9  # the refining looks' kernel height over width: a kernel taller than the visible
+# iris slides into a lid-covered edge when sclera shows at the other (a retracted lid: ~1 px down).
+# The first look, which decides whether there is an iris at all, stays round: a shorter kernel
+# also fits a closed eye's thick lash line (d14's closure, frames 120-200).
 LID_GAP_PX = 1.5  # the limbus fit keeps this far from the lid margins (lash line, lid shadow)
 
 
@@ -103,11 +105,11 @@ def _distances(cx: float, cy: float, radius: float) -> tuple[slice, slice, np.nd
     return ys, xs, np.hypot(_COLS[None, xs] - cx, _ROWS[ys, None] - cy)
 
 
-def _disc(r: float) -> np.ndarray:
-    """The iris kernel: ``r`` across, ``DISC_ASPECT * r`` tall (see ``DISC_ASPECT``)."""
+def _disc(r: float, aspect: float = 1.0) -> np.ndarray:
+    """The iris kernel: ``r`` across, ``aspect * r`` tall."""
     n = int(np.ceil(r))
     yy, xx = np.mgrid[-n : n + 1, -n : n + 1]
-    return ((xx / r) ** 2 + (yy / (DISC_ASPECT * r)) ** 2 <= 1.0).astype(np.float32)
+    return ((xx / r) ** 2 + (yy / (aspect * r)) ** 2 <= 1.0).astype(np.float32)
 
 
 def _skin_model(crop: np.ndarray, upper: float, lower: float) -> tuple[np.ndarray, np.ndarray]:
@@ -225,10 +227,11 @@ def _upper_from_sclera(gray: np.ndarray, sclera: np.ndarray, center: np.ndarray,
     return float(np.polyfit(xs, ys, 2)[-1])
 
 
-def _locate_iris(dark: np.ndarray, bright: np.ndarray, r: float, allowed: np.ndarray) -> np.ndarray | None:
-    """Centre (x, y) of the disc of radius r with the most dark and least bright pixels, or None
+def _locate_iris(dark: np.ndarray, bright: np.ndarray, r: float, allowed: np.ndarray,
+                 aspect: float = 1.0) -> np.ndarray | None:
+    """Centre (x, y) of the disc (r wide, ``aspect`` * r tall) with the most dark and least bright pixels, or None
     when there is no such disc (too little dark) or the dark is a line (a closed eye's lashes)."""
-    k = _disc(r)
+    k = _disc(r, aspect)
     score = np.where(allowed, cv2.filter2D(dark - 1.5 * bright, -1, k, borderType=cv2.BORDER_CONSTANT), -np.inf)
     iy, ix = np.unravel_index(int(np.argmax(score)), score.shape)
     # an iris is a dark blob with non-dark flanks; a closed eye's lash line is dark across
@@ -450,7 +453,7 @@ def measure_eye(rgb: np.ndarray, points_px: np.ndarray, eye: int) -> EyeSample:
         opening = ((_ROWS >= upper_y) & (_ROWS <= lower_y))[:, None] | (np.abs(_COLS - center[0]) > 1.6 * r)
         dark_open, bright_open = dark * opening, bright * opening
         near_center = _near_center(center, 0.4 * r)
-        refined = _locate_iris(dark_open, bright_open, r, near_center)
+        refined = _locate_iris(dark_open, bright_open, r, near_center, DISC_ASPECT)
         if refined is not None:
             center = refined
             upper_y, lower_y = _lids_at(gray, nonskin, sclera, center, r, upper_mp, lower_mp)
@@ -463,7 +466,7 @@ def measure_eye(rgb: np.ndarray, points_px: np.ndarray, eye: int) -> EyeSample:
             # MediaPipe's radius was off: a disc of the wrong size sits off-centre vertically,
             # which shortens the measured chord; look once more with the limbus radius.
             near_center = _near_center(center, 0.4 * r)
-            again = _locate_iris(dark_open, bright_open, limbus, near_center)
+            again = _locate_iris(dark_open, bright_open, limbus, near_center, DISC_ASPECT)
             if again is not None:
                 center = again
                 limbus = _limbus_radius(gray, visible, center, limbus, sclera_level) or limbus
