@@ -22,18 +22,6 @@ from digital_mask import rendering
 from digital_mask.io import probe_video
 from digital_mask.pipeline import measure, reconstruct
 
-LIMBUS_DEPTH_CM = np.sqrt(1.2**2 - 0.585**2)  # the limbus circle's centre from the eyeball centre
-
-
-def drawn_limbus_px(fit) -> np.ndarray:
-    """(n, 2, 2) image px of the limbus centre the renderer drew, per frame and eye."""
-    return np.stack([
-        rendering.project_px(fit.frame(i), rendering.EYEBALL_CENTERS_CM
-                             + LIMBUS_DEPTH_CM * rendering._gaze_dirs(fit.gaze_yaw_deg[i], fit.gaze_pitch_deg[i]))[:, :2]
-        for i in range(len(fit))
-    ])
-
-
 def main() -> None:
     args = [Path(a) for a in sys.argv[1:]]
     if not args or len(args) % 2:
@@ -42,7 +30,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for original, masked in zip(args[::2], args[1::2]):
         _, eyes, fit = reconstruct(original, probe_video(original))
-        drawn = drawn_limbus_px(fit)
+        drawn = np.stack([rendering.limbus_centers_px(fit.frame(i)) for i in range(len(fit))])
         _, read = measure(masked)
         ok = read.valid & eyes.valid & fit.tracked[:, None]
         diff = read.iris_center_px - drawn

@@ -28,7 +28,6 @@ from digital_mask.pipeline import measure
 from digital_mask.types import AvatarFrame
 
 W, H, SCALE, FPS = 640, 480, 22.0, 30
-LIMBUS_DEPTH_CM = np.sqrt(1.2**2 - 0.585**2)  # the limbus circle's centre from the eyeball centre
 
 
 def frames_for(gaze_yaw: float, gaze_pitch: float, upper_mm: float, lower_mm: float, seconds: float) -> list[AvatarFrame]:
@@ -40,12 +39,6 @@ def frames_for(gaze_yaw: float, gaze_pitch: float, upper_mm: float, lower_mm: fl
         out.append(AvatarFrame(True, rot, SCALE, np.array([W / 2, H / 2 + 20, 0.0]), np.zeros((468, 3), np.float32),
                                np.full(2, gaze_yaw), np.full(2, gaze_pitch), np.full(2, upper_mm), np.full(2, lower_mm)))
     return out
-
-
-def truth_px(frame: AvatarFrame) -> np.ndarray:
-    """(2, 2) drawn limbus centre per eye, image px."""
-    g = rendering._gaze_dirs(frame.gaze_yaw_deg, frame.gaze_pitch_deg)
-    return rendering.project_px(frame, rendering.EYEBALL_CENTERS_CM + LIMBUS_DEPTH_CM * g)[:, :2]
 
 
 def clip(cache: Path, gy: float, gp: float, up: float, lo: float, seconds: float):
@@ -65,7 +58,7 @@ def eye_frame_errors(rgb_iter, frames, points):
     """Per frame and eye: (dx, dy) of measured - truth in the eye's frame (px), and valid."""
     errs, valid = [], []
     for rgb, f, p in zip(rgb_iter, frames, points):
-        tr = truth_px(f)
+        tr = rendering.limbus_centers_px(f)
         row, ok = [], []
         for e in range(2):
             s = eyes_mod.measure_eye(rgb, p, e)

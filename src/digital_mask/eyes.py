@@ -27,6 +27,7 @@ Each eye is measured on its own; nothing is smoothed over time.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 import cv2
 import numpy as np
@@ -105,10 +106,14 @@ def _distances(cx: float, cy: float, radius: float) -> tuple[slice, slice, np.nd
     return ys, xs, np.hypot(_COLS[None, xs] - cx, _ROWS[ys, None] - cy)
 
 
+@cache
+def _grid(n: int) -> tuple[np.ndarray, np.ndarray]:
+    return tuple(np.mgrid[-n : n + 1, -n : n + 1])  # type: ignore[return-value]
+
+
 def _disc(r: float, aspect: float = 1.0) -> np.ndarray:
     """The iris kernel: ``r`` across, ``aspect * r`` tall."""
-    n = int(np.ceil(r))
-    yy, xx = np.mgrid[-n : n + 1, -n : n + 1]
+    yy, xx = _grid(int(np.ceil(r)))
     return ((xx / r) ** 2 + (yy / (aspect * r)) ** 2 <= 1.0).astype(np.float32)
 
 

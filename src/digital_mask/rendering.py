@@ -42,7 +42,7 @@ from ._template import (
     build_template,
 )
 from .errors import ModelError
-from .types import AvatarFrame, FaceFit, check_shape
+from .types import LIMBUS_DEPTH_RADII, AvatarFrame, FaceFit, check_shape
 
 __all__ = [
     "EYEBALL_CENTERS_CM",
@@ -212,6 +212,13 @@ def project_px(frame: AvatarFrame, points_cm: np.ndarray) -> np.ndarray:
     """Image position (x, y, z px) of head points (..., 3) cm under the frame's pose."""
     points = np.asarray(points_cm, dtype=np.float64)
     return frame.scale_px_per_cm * points @ np.asarray(frame.rotation).T + np.asarray(frame.translation_px)
+
+
+def limbus_centers_px(frame: AvatarFrame) -> np.ndarray:
+    """(2, 2) image px of the limbus centre drawn for each eye (what the eye stage should read back):
+    the eyeball centre + ``LIMBUS_DEPTH_RADII`` radii along the frame's gaze, under its pose."""
+    gaze = _gaze_dirs(frame.gaze_yaw_deg, frame.gaze_pitch_deg)
+    return project_px(frame, EYEBALL_CENTERS_CM + EYEBALL_RADIUS_CM * LIMBUS_DEPTH_RADII * gaze)[:, :2]
 
 
 def neutral_avatar_frame(width: int, height: int) -> AvatarFrame:
