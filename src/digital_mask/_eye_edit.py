@@ -4,7 +4,10 @@ Everything works in an *eye frame*: ``s`` along the line through the two eye cor
 corner to image-right corner), ``t`` perpendicular to it, pointing down in the image; origin at
 the corners' midpoint; both in image pixels. The lid margins are smooth curves ``t_upper(s)``,
 ``t_lower(s)`` through MediaPipe's 16 eye-contour points (shape-preserving PCHIP), pulled inward
-where the image-based lid measurement finds the opening smaller. The edits:
+where the image-based lid measurement finds the opening smaller (``simulate`` passes the measured
+lower lid only to lid edits, where it caps a lowered lid: it can read high, and an iris moved in
+an opening whose lower edge runs through the iris leaves the old iris's lower part on screen;
+docs/simulate.md, "Accuracy"). The edits:
 
 * ``move_iris``: the iris disc is cut out of the original frame (its parts hidden by the lids are
   completed from the mirror image across its horizontal axis, else from its mean colour at that

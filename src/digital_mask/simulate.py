@@ -370,8 +370,10 @@ def edit_frame(rgb: np.ndarray, points_px: np.ndarray, eyes: EyeTrack, fit: Face
     for e in _eyes_needed(condition):
         if not eyes.valid[i, e]:
             continue
-        geom = _eye_edit.eye_geometry(points_px, e, upper_lid_px=eyes.upper_lid_px[i, e],
-                                      lower_lid_px=eyes.lower_lid_px[i, e])
+        # the measured lower lid caps a lowered upper lid; an iris move uses MediaPipe's (the
+        # measured one can run through the iris: docs/simulate.md, "Accuracy")
+        lower = eyes.lower_lid_px[i, e] if isinstance(condition, LidShift) else None
+        geom = _eye_edit.eye_geometry(points_px, e, upper_lid_px=eyes.upper_lid_px[i, e], lower_lid_px=lower)
         if geom is None:
             continue
         center, radius = _eye_edit.refine_iris(rgb, geom, eyes.iris_center_px[i, e].astype(np.float64),

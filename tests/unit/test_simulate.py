@@ -218,6 +218,28 @@ def test_move_iris_moves_a_drawn_iris_by_the_requested_shift(index: int, shift: 
     assert np.abs(out[old_only].astype(float) - SCLERA).mean() < 12.0
 
 
+@pytest.mark.parametrize("index", [0, 1])
+def test_move_iris_up_uncovers_sclera_below(index: int) -> None:
+    """A raised iris (a hypertropia) slides under the upper lid and leaves sclera between its new
+    bottom and the lower lid, which stays where MediaPipe puts it."""
+    eye = _eye(index, lower_h=14.0)  # 3 px of sclera below the iris before the move
+    rgb, pts = _scene(eye, index)
+    geom = _eye_edit.eye_geometry(pts, index)
+    out = _eye_edit.move_iris(rgb, geom, np.array(eye.iris), eye.iris_r, np.array([0.0, -4.0]))
+    assert out is not None
+    before = measure_eye(rgb, pts, index)
+    after = measure_eye(out, pts, index)
+    assert after.valid
+    assert after.iris_center_px[1] - before.iris_center_px[1] == pytest.approx(-4.0, abs=SHIFT_TOL_PX)
+    assert after.iris_center_px[0] == pytest.approx(before.iris_center_px[0], abs=SHIFT_TOL_PX)
+    yy, xx = np.mgrid[0:SIZE[1], 0:SIZE[0]].astype(float)
+    uncovered = ((np.hypot(xx - eye.iris[0], yy - eye.iris[1]) < eye.iris_r - 1)
+                 & (np.hypot(xx - eye.iris[0], yy - eye.iris[1] + 4.0) > eye.iris_r + 1.5)
+                 & (yy < eye.lower_y(xx) - 1.5))
+    assert uncovered.sum() > 10
+    assert np.abs(out[uncovered].astype(float) - SCLERA).mean() < 15.0
+
+
 def test_move_iris_fills_its_old_place_within_the_colours_of_the_visible_sclera() -> None:
     """An iris at the outer canthus leaves sclera on the inner side only; the sclera model, a
     quadratic fitted there (here: the drawn sclera shaded by an exact quadratic, darkening toward
