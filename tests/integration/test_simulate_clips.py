@@ -77,6 +77,15 @@ def _usable(result, eyes, base_eyes) -> np.ndarray:
     return shown & eyes.valid.all(axis=1) & base_eyes.valid.all(axis=1)
 
 
+def _shown_case(pieces, key: str, spec: str, tag: str):
+    """Simulate ``spec`` on a piece, check it was shown in most frames: (result, fit, baseline fit,
+    usable frames)."""
+    piece = pieces(key)
+    result, _, eyes, fit = _simulate(piece, spec, tag)
+    assert result.frames_shown >= MIN_SHOWN * result.frames
+    return result, fit, piece[3], _usable(result, eyes, piece[2])
+
+
 def test_strabismus_15_deg_eso_is_measured(pieces):
     piece = pieces("eyes")
     _, base_track, base_eyes, base = piece
@@ -98,11 +107,7 @@ def test_strabismus_15_deg_eso_is_measured(pieces):
 
 
 def test_raised_iris_under_a_lowered_gaze_is_measured(pieces):
-    piece = pieces("down")
-    _, _, base_eyes, base = piece
-    result, _, eyes, fit = _simulate(piece, "strabismus:eye=right,dir=hyper,deg=8", "hyper8")
-    assert result.frames_shown >= MIN_SHOWN * result.frames
-    ok = _usable(result, eyes, base_eyes)
+    _, fit, base, ok = _shown_case(pieces, "down", "strabismus:eye=right,dir=hyper,deg=8", "hyper8")
     # the vertical deviation (right minus left pitch): both eyes' pitch is read against one
     # primary-gaze height, the middle of both eyes' measured lid openings, which the edited eye's
     # lids move a little (here the fellow eye reads -1.4 deg)
@@ -126,11 +131,7 @@ def test_nystagmus_4_hz_shows_in_the_gaze_spectrum(pieces):
 
 
 def test_ptosis_2_mm_lowers_the_measured_lid_of_that_eye_only(pieces):
-    piece = pieces("eyes")
-    _, _, base_eyes, base = piece
-    result, _, eyes, fit = _simulate(piece, "ptosis:eye=left,mm=2", "ptosis2")
-    assert result.frames_shown >= MIN_SHOWN * result.frames
-    ok = _usable(result, eyes, base_eyes)
+    result, fit, base, ok = _shown_case(pieces, "eyes", "ptosis:eye=left,mm=2", "ptosis2")
     truth_mm = np.array(result.truth["per_frame"]["upper_lid_offset_mm"])
     assert np.median(truth_mm[ok, 1]) == pytest.approx(-2.0, abs=0.2)  # the iris sits in the lid's plateau
     delta = fit.upper_lid_mm - base.upper_lid_mm
