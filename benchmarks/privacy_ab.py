@@ -48,8 +48,6 @@ arrays = {f"{a}_{r}": np.stack([cache.load(s, a, r).descriptor for s in shas])
 np.savez(out, labels=faces.labels, is_gallery=faces.is_gallery, fingerprint=P.code_fingerprint("mask"), **arrays)
 """
 
-N_BOOT = 1000
-
 
 def descriptors(src: Path, faces: Path, cache: Path, out: Path) -> dict[str, np.ndarray]:
     """Run the benchmark with the package under ``src``; its photos' descriptors."""
@@ -75,7 +73,7 @@ def main() -> None:
     if not (np.array_equal(labels, runs["baseline"]["labels"]) and np.array_equal(gallery, runs["baseline"]["is_gallery"])):
         raise SystemExit("the two trees read different face sets")
     n_ids = int(labels.max()) + 1
-    result: dict[str, object] = {"faces": args.faces.name, "n_identities": n_ids, "n_boot": N_BOOT,
+    result: dict[str, object] = {"faces": args.faces.name, "n_identities": n_ids, "n_boot": privacy.PAIR_AUC_BOOT,
                                  "fingerprints": {k: str(v["fingerprint"]) for k, v in runs.items()}, "recognisers": {}}
     print(f"{args.faces.name}: {n_ids} identities, {len(labels)} photos; this ({result['fingerprints']['this']}) "
           f"vs baseline ({result['fingerprints']['baseline']})")
@@ -87,7 +85,7 @@ def main() -> None:
                 mask, orig = z[f"mask_{rec}"], z[f"none_{rec}"]
                 dist[name] = privacy.distance_matrix(mask, mask if scenario == "mask2mask" else orig)
                 auc[name] = privacy.pair_auc(dist[name], labels)[0]
-            diff, (lo, hi) = privacy.pair_auc_difference(dist["this"], dist["baseline"], labels, n_boot=N_BOOT, seed=args.seed)
+            diff, (lo, hi) = privacy.pair_auc_difference(dist["this"], dist["baseline"], labels, seed=args.seed)
             per[scenario] = {"pair_auc_this": round(auc["this"], 4), "pair_auc_baseline": round(auc["baseline"], 4),
                              "difference": round(diff, 4), "difference_ci95": [round(lo, 4), round(hi, 4)]}
             print(f"  {rec:8s} {scenario}: pair AUC {auc['this']:.4f} vs {auc['baseline']:.4f}, "

@@ -22,6 +22,7 @@ from digital_mask import rendering
 from digital_mask.io import probe_video
 from digital_mask.pipeline import measure, reconstruct
 
+
 def main() -> None:
     args = [Path(a) for a in sys.argv[1:]]
     if not args or len(args) % 2:
