@@ -56,6 +56,8 @@ DISC_ASPECT = 0.9  # the refining looks' kernel height over width: a kernel tall
 # iris slides into a lid-covered edge when sclera shows at the other (a retracted lid: ~1 px down).
 # The first look, which decides whether there is an iris at all, stays round: a shorter kernel
 # also fits a closed eye's thick lash line (d14's closure, frames 120-200).
+IRIS_GAP_SPAN = 0.9  # skin-coloured gaps in the iris column's non-skin band are bridged this many radii round its centre
+IRIS_GAP_MAX = 0.35  # ... when at most this many iris radii long (a light iris's bright ring round the pupil)
 LID_GAP_PX = 1.5  # the limbus fit keeps this far from the lid margins (lash line, lid shadow)
 
 
@@ -345,6 +347,27 @@ def _between_lids(up: np.ndarray, lo: np.ndarray, upper_y: float, lower_y: float
     return (_ROWS[:, None] >= cu) & (_ROWS[:, None] <= cl)
 
 
+def _bridge_iris_gaps(band: np.ndarray, cy: int, r: float) -> None:
+    """Fill, in place, short gaps of ``band`` (the non-skin rows of the iris column) that lie
+    inside the iris (within IRIS_GAP_SPAN radii of its centre row ``cy``) with non-skin on both
+    sides: a light iris's bright ring round the pupil reads as skin in a row or two and ended the
+    band there (d10's grey iris: the lower margin found in the iris, MRD2 4-6 mm short). A lid over
+    the iris is skin down to past the iris, so it is never such a gap."""
+    lo, hi = max(0, int(cy - IRIS_GAP_SPAN * r)), min(len(band), int(cy + IRIS_GAP_SPAN * r) + 1)
+    longest = max(1, int(IRIS_GAP_MAX * r))
+    y = lo
+    while y < hi:
+        if band[y]:
+            y += 1
+            continue
+        end = y
+        while end < hi and not band[end]:
+            end += 1
+        if y > lo and end < hi and band[y - 1] and band[end] and end - y <= longest:
+            band[y:end] = True
+        y = end
+
+
 def _lids_at(gray: np.ndarray, nonskin: np.ndarray, sclera: np.ndarray, center: np.ndarray, r: float,
              upper_mp: float, lower_mp: float) -> tuple[float, float]:
     """Upper and lower lid margin rows at the iris column: the top of the sclera beside the iris
@@ -357,6 +380,7 @@ def _lids_at(gray: np.ndarray, nonskin: np.ndarray, sclera: np.ndarray, center: 
     hi_y = int(min(CROP_H - 1, lower_mp + 0.15 * CROP_EYE_W))
     band = prof >= 0.5
     cy = int(min(max(round(center[1]), lo_y), hi_y))
+    _bridge_iris_gaps(band, cy, r)
     if not band[cy]:  # iris seen but no band (e.g. very dark skin model): MediaPipe's lids
         return upper_mp, lower_mp
     # The band that holds the iris centre: a dark brow or lid crease above the margin is a band

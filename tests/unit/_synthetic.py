@@ -180,6 +180,7 @@ class DrawnEye:
     iris_r: float = 10.0
     outer_left: bool = True
     iris_aspect: float = 1.0  # the iris's height over its width (< 1: seen from below or above)
+    skin_ring: bool = False  # a skin-coloured ring round the pupil (0.4-0.8 iris radii), as a light iris's bright one
 
     def upper_y(self, x: np.ndarray | float) -> np.ndarray:
         u = np.clip((np.asarray(x, float) - self.cx) / self.half_width, -1, 1)
@@ -196,6 +197,8 @@ def _paint(img: np.ndarray, xx: np.ndarray, yy: np.ndarray, eye: DrawnEye) -> No
     if eye.iris is not None:
         r2 = (xx - eye.iris[0]) ** 2 + ((yy - eye.iris[1]) / eye.iris_aspect) ** 2
         img[inside & (r2 < eye.iris_r**2)] = IRIS_RGB
+        if eye.skin_ring:
+            img[inside & (r2 < (0.8 * eye.iris_r) ** 2)] = SKIN
         img[inside & (r2 < (0.4 * eye.iris_r) ** 2)] = PUPIL_RGB
     else:  # closed: a dark lash line along the corner line
         line = (np.abs(xx - eye.cx) < eye.half_width) & (np.abs(yy - eye.cy) < 1.5)

@@ -91,6 +91,16 @@ def test_lids_at_the_iris_column(index: int) -> None:
 
 
 @pytest.mark.parametrize("index", [0, 1])
+def test_lids_of_an_iris_with_a_skin_coloured_ring(index: int) -> None:
+    # A light iris's bright ring round the pupil reads as skin; the lids are still found beyond
+    # the iris, not at the ring (without bridging the lower lid read 5.8 px inside the opening).
+    eye = eye_at(index, skin_ring=True)
+    s = measure(eye, index)
+    up, lo = lid_errors(eye, s)
+    assert abs(up) < LID_TOL_PX and abs(lo) < LID_TOL_PX
+
+
+@pytest.mark.parametrize("index", [0, 1])
 def test_upper_lid_is_measured_not_copied_from_mediapipe(index: int) -> None:
     # MediaPipe's upper lid 2.5 px too low (couples lids): the image decides
     eye = eye_at(index)
