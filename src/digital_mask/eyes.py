@@ -14,7 +14,8 @@ normalised to the eye corners, we measure from pixels:
   else MediaPipe's;
 * the upper lid margin at the iris column: the sclera's top edge (sub-pixel, halfway from sclera
   to lash line) on the columns beside the iris, where it is sharp, carried to the iris column by
-  a parabola through them (over a dark iris the lash line has no edge). Where too little sclera
+  a parabola through them (over a dark iris the lash line has no edge), or with sclera on one
+  side only, by MediaPipe's lid curve moved onto those edges. Where too little sclera
   shows, as the lower margin: the extent of the non-skin band (sclera, iris, lash line) that
   holds the iris centre (a dark brow or crease above is a band of its own; short skin-coloured
   gaps inside the iris, as a light iris's bright ring, are bridged), where "skin" is
