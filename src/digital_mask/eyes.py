@@ -14,11 +14,9 @@ normalised to the eye corners, we measure from pixels:
   else MediaPipe's;
 * the upper lid margin at the iris column: the sclera's top edge (sub-pixel, halfway from sclera
   to lash line) on the columns beside the iris, where it is sharp, carried to the iris column by
-  a parabola through them (over a dark iris the lash line has no edge), or with sclera on one
-  side only, by MediaPipe's lid curve moved onto those edges. Where too little sclera
+  a parabola through them (over a dark iris the lash line has no edge). Where too little sclera
   shows, as the lower margin: the extent of the non-skin band (sclera, iris, lash line) that
-  holds the iris centre (a dark brow or crease above is a band of its own; short skin-coloured
-  gaps inside the iris, as a light iris's bright ring, are bridged), where "skin" is
+  holds the iris centre (a dark brow or crease above is a band of its own), where "skin" is
   modelled per frame from the skin above and below that eye, the dark lash line above the
   upper margin measured beside the iris and taken off. No iris found = eye closed: both
   margins meet.
@@ -211,16 +209,13 @@ def _sclera_tops(gray: np.ndarray, sclera: np.ndarray, xs: np.ndarray, y0: int, 
     return out
 
 
-def _upper_from_sclera(gray: np.ndarray, sclera: np.ndarray, center: np.ndarray, r: float, lo_y: int,
-                       mp_upper: np.ndarray) -> float | None:
+def _upper_from_sclera(gray: np.ndarray, sclera: np.ndarray, center: np.ndarray, r: float, lo_y: int) -> float | None:
     """Upper margin row at the iris column from the top of the sclera beside the iris.
 
     Over a dark iris the lash line has no edge to find; beside the iris the sclera -> lid edge is
     sharp. It is read (sub-pixel) on the columns 1.1-1.7 iris radii either side and a parabola
-    through those edges, the lid's own curve, is read at the iris column. Where only one side
-    shows three such columns (an iris near a corner), MediaPipe's upper lid curve (``mp_upper``,
-    (k, 2) crop points), moved up or down onto those edges, is read there instead: its shape,
-    the image's height. None when neither side shows three (a narrow fissure).
+    through those edges, the lid's own curve, is read at the iris column. None when fewer than
+    three columns on either side show a clear edge (iris in a corner, a narrow fissure).
 
     Why not the non-skin band minus the lash line measured beside the iris: on our rendered
     template the band's top lies on the lid's soft shading, 5-7 px above the margin, and the
@@ -234,14 +229,9 @@ def _upper_from_sclera(gray: np.ndarray, sclera: np.ndarray, center: np.ndarray,
     ys = _sclera_tops(gray, sclera, cols, y0, lo_y)
     found = ~np.isnan(ys)
     xs, ys = cols[found] - center[0], ys[found]
-    if (xs < 0).sum() >= 3 and (xs > 0).sum() >= 3:
-        return float(np.polyfit(xs, ys, 2)[-1])
-    if max((xs < 0).sum(), (xs > 0).sum()) < 3:
+    if (xs < 0).sum() < 3 or (xs > 0).sum() < 3:
         return None
-    order = np.argsort(mp_upper[:, 0])
-    curve_x, curve_y = mp_upper[order, 0], mp_upper[order, 1]
-    offset = float(np.median(ys - np.interp(xs + center[0], curve_x, curve_y)))
-    return float(np.interp(center[0], curve_x, curve_y)) + offset
+    return float(np.polyfit(xs, ys, 2)[-1])
 
 
 def _locate_iris(dark: np.ndarray, bright: np.ndarray, r: float, allowed: np.ndarray,
@@ -379,7 +369,7 @@ def _bridge_iris_gaps(band: np.ndarray, cy: int, r: float) -> None:
 
 
 def _lids_at(gray: np.ndarray, nonskin: np.ndarray, sclera: np.ndarray, center: np.ndarray, r: float,
-             up: np.ndarray, upper_mp: float, lower_mp: float) -> tuple[float, float]:
+             upper_mp: float, lower_mp: float) -> tuple[float, float]:
     """Upper and lower lid margin rows at the iris column: the top of the sclera beside the iris
     carried to the iris column (``_upper_from_sclera``), else the extent of the non-skin band.
     ``sclera``: ``_sclera_mask``."""
@@ -405,7 +395,7 @@ def _lids_at(gray: np.ndarray, nonskin: np.ndarray, sclera: np.ndarray, center: 
     # the top of the non-skin band minus the lash line above the margin (its thickness read
     # beside the iris, where the margin is the top of the bright sclera).
     # Lower margin: outer extent of the band (the iris's lighter lower half must not end it early).
-    upper = _upper_from_sclera(gray, sclera, center, r, lo_y, up)
+    upper = _upper_from_sclera(gray, sclera, center, r, lo_y)
     if upper is None:
         upper = rows[0] - 0.5 + _lash_thickness(nonskin, sclera, center, r, lo_y)
     return upper, rows[-1] + 0.5
@@ -486,7 +476,7 @@ def measure_eye(rgb: np.ndarray, points_px: np.ndarray, eye: int) -> EyeSample:
     if valid:
         center = found
         sclera = _sclera_mask(gray, nonskin, thr)
-        upper_y, lower_y = _lids_at(gray, nonskin, sclera, center, r, up, upper_mp, lower_mp)
+        upper_y, lower_y = _lids_at(gray, nonskin, sclera, center, r, upper_mp, lower_mp)
         # Second look: lashes and lid shadow above the margin are dark too and pull the disc up.
         # Only the measured opening (between the lids, around the iris) counts now.
         opening = ((_ROWS >= upper_y) & (_ROWS <= lower_y))[:, None] | (np.abs(_COLS - center[0]) > 1.6 * r)
@@ -495,7 +485,7 @@ def measure_eye(rgb: np.ndarray, points_px: np.ndarray, eye: int) -> EyeSample:
         refined = _locate_iris(dark_open, bright_open, r, near_center, DISC_ASPECT)
         if refined is not None:
             center = refined
-            upper_y, lower_y = _lids_at(gray, nonskin, sclera, center, r, up, upper_mp, lower_mp)
+            upper_y, lower_y = _lids_at(gray, nonskin, sclera, center, r, upper_mp, lower_mp)
         visible = mask * nonskin
         sclera_level = float(np.percentile(gray[visible > 0], 90)) if visible.any() else np.nan
         limbus = _limbus_radius(gray, visible, center, r, sclera_level)
@@ -517,7 +507,7 @@ def measure_eye(rgb: np.ndarray, points_px: np.ndarray, eye: int) -> EyeSample:
         fitted = _fit_limbus(gray, _between_lids(up, lo, upper_y, lower_y, center[0]) & (mask > 0), center, r)
         if fitted is not None:
             center = np.array([fitted[0], center[1]])
-        upper_y, lower_y = _lids_at(gray, nonskin, sclera, center, r, up, upper_mp, lower_mp)
+        upper_y, lower_y = _lids_at(gray, nonskin, sclera, center, r, upper_mp, lower_mp)
     else:  # no iris: closed, lids meet at MediaPipe's middle
         upper_y = lower_y = 0.5 * (upper_mp + lower_mp)
     lids = _apply(minv, np.array([[center[0], upper_y], [center[0], lower_y]]))

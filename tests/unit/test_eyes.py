@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from _synthetic import DrawnEye, draw_face, face_points, mediapipe_points
-from digital_mask import eyes as E
 from digital_mask.eyes import EyeSample, EyeTrackBuilder, measure_eye
 from digital_mask.types import EyeTrack
 
@@ -251,27 +250,3 @@ def test_iris_height_does_not_follow_a_retracted_lid(index: int) -> None:
         heights.append(s.iris_center_px[1] - eye.iris[1])
     assert all(abs(h) < 0.5 for h in heights), heights
     assert abs(heights[1] - heights[0]) < 0.4, heights
-
-
-def test_upper_margin_from_sclera_on_one_side_of_the_iris() -> None:
-    # A crop with the iris near the inner corner: sclera shows only on its outer side. The lid is a
-    # parabola; MediaPipe's curve has its shape but sits 3 rows low. The margin at the iris column
-    # comes from the measured edges on the one side (before: None, then the band minus a lash line
-    # that flipped between 0 and 6-8 rows on real clips).
-    h, w = E.CROP_H, E.CROP_W
-    yy, xx = np.mgrid[0:h, 0:w].astype(float)
-    lid = lambda x: 22.0 + 0.008 * (np.asarray(x, float) - 48.0) ** 2  # noqa: E731
-    center, r = np.array([30.0, 40.0]), 11.0
-    below = yy >= np.ceil(lid(xx))
-    gray = np.full((h, w), 150.0, np.float32)  # skin
-    sclera = below & (xx > center[0] + r)  # only on the outer side; the inner side is the corner's skin
-    gray[sclera] = 220.0
-    gray[below & (np.hypot(xx - center[0], yy - center[1]) <= r)] = 60.0  # iris
-    xs = np.linspace(E.CROP_X0, E.CROP_X1, 9)
-    mp_upper = np.stack([xs, lid(xs) + 3.0], axis=1)
-    up = E._upper_from_sclera(gray, sclera, center, r, 0, mp_upper)
-    assert up is not None
-    # the measured edge lies half a row above the first sclera row (halfway from skin to sclera)
-    assert up == pytest.approx(float(np.ceil(lid(center[0]))) - 0.5, abs=0.75)
-    # and with sclera on neither side there is nothing to read
-    assert E._upper_from_sclera(gray, np.zeros_like(sclera), center, r, 0, mp_upper) is None
