@@ -18,27 +18,12 @@ import json
 import tempfile
 from pathlib import Path
 
-import cv2
-import numpy as np
-
-from digital_mask.io import VideoWriter, iter_frames, probe_video
+from digital_mask.fidelity import shifted_copy
 from digital_mask.metrics import compare_measurements, measurements_from
 from digital_mask.pipeline import RunConfig, mask_video, measure_video
 
 ROOT = Path(__file__).resolve().parents[1]
 MEASURES = ("gaze_yaw_deg", "gaze_pitch_deg", "mrd1_mm", "mrd2_mm", "fissure_height_mm")
-RETEST_SHIFT_PX = 0.5
-
-
-def shifted_copy(src: Path, dst: Path, config: RunConfig, shift_px: float = RETEST_SHIFT_PX) -> None:
-    """``src`` moved ``shift_px`` right and down (bilinear, edges repeated), encoded as the mask is."""
-    info = probe_video(src)
-    m = np.array([[1.0, 0.0, shift_px], [0.0, 1.0, shift_px]])
-    with VideoWriter(dst, info.width, info.height, info.time_base, info.average_rate,
-                     crf=config.crf, preset=config.preset) as writer:
-        for f in iter_frames(src):
-            writer.write(cv2.warpAffine(f.rgb, m, (info.width, info.height), flags=cv2.INTER_LINEAR,
-                                        borderMode=cv2.BORDER_REPLICATE), f.pts)
 
 
 def row(label: str, cmp: dict) -> str:
@@ -59,16 +44,15 @@ def main() -> None:
     ap.add_argument("--clips", nargs="+", default=["d6.mp4", "d10.mp4", "d14.mp4"])
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    config = RunConfig()
     results: dict[str, dict] = {"mask": {}, "retest": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.clips:
             stem = Path(name).stem
-            r = mask_video(args.videos / name, Path(tmp) / f"{stem}_masked.mp4", config)
+            r = mask_video(args.videos / name, Path(tmp) / f"{stem}_masked.mp4", RunConfig())
             original = measurements_from(r.track, r.eyes, r.fit, source_name=name)
             results["mask"][name] = compare_measurements(original, measure_video(r.output))
             copy = Path(tmp) / f"{stem}_shifted.mp4"
-            shifted_copy(args.videos / name, copy, config)
+            shifted_copy(args.videos / name, copy)
             results["retest"][name] = compare_measurements(original, measure_video(copy))
     head = [f"{e} {m}" for e in ("R", "L") for m in ("yaw", "pitch", "MRD1", "MRD2", "fissure")]
     print("| clip | " + " | ".join(head) + " | flags agree |")

@@ -124,6 +124,8 @@ _SIM_CODE = ("simulate.py", "_eye_edit.py", "eyes.py", "fitting.py", "tracking.p
 _NOT_MASK_CODE = frozenset({"fidelity.py", "cli.py", "report.py", "metrics.py", "privacy.py", "benchmark.py",
                             "_recognisers.py", "_anonymisers.py", "__main__.py"})
 
+RETEST_SHIFT_PX = 0.5  # the retest copy is the clip moved this far right and down
+
 ProgressFn = Callable[[str, int, int], None]
 
 
@@ -589,6 +591,24 @@ def cut_piece(clip: Path, choice: dict, cache: Path) -> Path:
     return out
 
 
+def shifted_copy(src: Path, dst: Path, shift_px: float = RETEST_SHIFT_PX) -> None:
+    """``src`` moved ``shift_px`` right and down (bilinear, edges repeated) and re-encoded with the
+    mask's encoder settings: the same eyes, so measuring it against ``src`` gives the measurement's
+    own repeatability (``benchmarks/fidelity.py``'s retest rows)."""
+    import cv2
+
+    from .io import VideoWriter, iter_frames, probe_video
+    from .pipeline import RunConfig
+
+    config, info = RunConfig(), probe_video(src)
+    m = np.array([[1.0, 0.0, shift_px], [0.0, 1.0, shift_px]])
+    with VideoWriter(dst, info.width, info.height, info.time_base, info.average_rate,
+                     crf=config.crf, preset=config.preset) as writer:
+        for f in iter_frames(src):
+            writer.write(cv2.warpAffine(f.rgb, m, (info.width, info.height), flags=cv2.INTER_LINEAR,
+                                        borderMode=cv2.BORDER_REPLICATE), f.pts)
+
+
 TABLE_BOOL = ("face_found", "tracked", "right_iris_found", "left_iris_found", "right_open", "left_open")
 
 
@@ -937,5 +957,5 @@ def write_report_json(report: dict, path: Path | str) -> Path:
 __all__ = [
     "CONDITIONS", "Case", "LID_CHANGE_MM", "THRESHOLDS", "aggregate", "build_grid", "case_errors", "changes",
     "absolute_diagnosis", "choose_piece", "clip_grid", "code_fingerprints", "cohen_kappa", "diagnose", "evaluate_fidelity",
-    "markdown_table", "public_report", "truth_labels", "write_case_images", "write_report_json",
+    "markdown_table", "public_report", "shifted_copy", "truth_labels", "write_case_images", "write_report_json",
 ]
