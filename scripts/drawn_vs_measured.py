@@ -9,35 +9,61 @@ stage and prints the median difference, measured - drawn, per eye (image px; y d
 median fitted upper-lid height (mm). A difference that changes between two cases (e.g. a
 simulated lid retraction and its unmodified piece) is the measurement's on the template, not the
 original's: it adds to whatever the original's own measurement carried over into the mask.
+
+A second table splits the mask's gaze error (mask - original, frames where both see the eye) by
+the original's gaze yaw into two terms: "pose", the mask's gaze computed from the drawn iris
+centres (what MediaPipe's landmarks and the per-video eyeball on the template contribute), and
+"locator", the rest (where the eye stage finds the drawn iris); mean and mean absolute value.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from digital_mask import rendering
+from digital_mask.fitting import fit_face
 from digital_mask.io import probe_video
 from digital_mask.pipeline import measure, reconstruct
+
+YAW_BINS = (-90, -25, -15, -5, 5, 15, 25, 90)
 
 
 def main() -> None:
     args = [Path(a) for a in sys.argv[1:]]
     if not args or len(args) % 2:
         raise SystemExit(__doc__)
-    print("| original | R dx | R dy | L dx | L dy | upper lid R / L (mm) |")
-    print("|---|---|---|---|---|---|")
+    rows, split = [], []
     for original, masked in zip(args[::2], args[1::2]):
         _, eyes, fit = reconstruct(original, probe_video(original))
         drawn = np.stack([rendering.limbus_centers_px(fit.frame(i)) for i in range(len(fit))])
-        _, read = measure(masked)
+        track, read = measure(masked)
         ok = read.valid & eyes.valid & fit.tracked[:, None]
         diff = read.iris_center_px - drawn
         cells = [f"{np.median(diff[ok[:, e], e, k]):+.2f}" if ok[:, e].any() else "-" for e in range(2) for k in range(2)]
         lids = " / ".join(f"{np.median(fit.upper_lid_mm[fit.tracked, e]):.2f}" for e in range(2))
-        print(f"| {original.name} | " + " | ".join(cells) + f" | {lids} |", flush=True)
+        rows.append(f"| {original.name} | " + " | ".join(cells) + f" | {lids} |")
+        mask_fit = fit_face(track, read)
+        pose_fit = fit_face(track, dataclasses.replace(read, iris_center_px=drawn.astype(read.iris_center_px.dtype)))
+        both = ok & mask_fit.tracked[:, None]
+        for e, name in enumerate(("R", "L")):
+            yaw = fit.gaze_yaw_deg[both[:, e], e]
+            pose = (pose_fit.gaze_yaw_deg - fit.gaze_yaw_deg)[both[:, e], e]
+            loc = (mask_fit.gaze_yaw_deg - pose_fit.gaze_yaw_deg)[both[:, e], e]
+            for lo, hi in zip(YAW_BINS[:-1], YAW_BINS[1:]):
+                s = (yaw >= lo) & (yaw < hi)
+                if s.sum() >= 5:
+                    split.append(f"| {original.name} | {name} | [{lo}, {hi}) | {s.sum()} | {pose[s].mean():+.2f} / {np.abs(pose[s]).mean():.2f}"
+                                 f" | {loc[s].mean():+.2f} / {np.abs(loc[s]).mean():.2f} |")
+    print("| original | R dx | R dy | L dx | L dy | upper lid R / L (mm) |")
+    print("|---|---|---|---|---|---|")
+    print("\n".join(rows))
+    print("\n| original | eye | original's yaw (deg) | frames | pose: mean / MAE (deg) | locator: mean / MAE (deg) |")
+    print("|---|---|---|---|---|---|")
+    print("\n".join(split))
 
 
 if __name__ == "__main__":

@@ -12,8 +12,9 @@ docs/simulate.md, "Accuracy"). The edits:
 * ``move_iris``: the iris disc is cut out of the original frame (its parts hidden by the lids are
   completed from the mirror image across its horizontal axis, else from its mean colour at that
   radius), its old place is filled with the eye's own sclera (a smooth colour model fitted to the
-  visible sclera of this eye in this frame) and it is pasted at the shifted centre; everything
-  is clipped by the lid opening, so the lids stay on top.
+  visible sclera of this eye in this frame) and it is pasted at the shifted centre, with the
+  outline of its new turn (``simulate.gaze_outline``); everything is clipped by the lid opening,
+  so the lids stay on top.
 * ``shift_upper_lid``: the upper lid skin is warped along ``t`` by a smooth displacement field:
   the margin and the lash zone above it move rigidly, the skin above stretches or compresses
   (smoothstep), nothing moves at the corners (plateau in the middle third, cosine fall-off).
@@ -389,7 +390,7 @@ def _completed_iris(img: np.ndarray, roi: _Roi, geom: EyeGeometry, alpha_open: n
 # The two edits
 # --------------------------------------------------------------------------------------------
 def move_iris(rgb: np.ndarray, geom: EyeGeometry, center: np.ndarray, radius_px: float,
-              shift_px: np.ndarray) -> np.ndarray | None:
+              shift_px: np.ndarray, outline: np.ndarray | None = None) -> np.ndarray | None:
     """Move one iris by ``shift_px`` (image px) within the eye opening; lids stay on top.
 
     Args:
@@ -397,6 +398,8 @@ def move_iris(rgb: np.ndarray, geom: EyeGeometry, center: np.ndarray, radius_px:
         geom: the eye's geometry (``eye_geometry``).
         center: (2,) iris centre px; radius_px: visible iris radius px (``limbus_radius``).
         shift_px: (2,) image displacement of the iris.
+        outline: (2, 2) linear map of the iris about its centre, applied as it moves (a turned
+            iris is seen narrower: ``simulate.gaze_outline``); None keeps its shape.
 
     Returns:
         The edited frame (a copy), or None when the iris is (or would be) too far in a corner
@@ -429,7 +432,11 @@ def move_iris(rgb: np.ndarray, geom: EyeGeometry, center: np.ndarray, radius_px:
     # 2. the completed iris, pasted at its new place
     completed = np.array(img)
     completed[roi.y0:roi.y1, roi.x0:roi.x1] = _completed_iris(img, roi, geom, a_open, center, radius_px)
-    src_x, src_y = roi.x - shift[0], roi.y - shift[1]
+    src_x, src_y = roi.x - center[0] - shift[0], roi.y - center[1] - shift[1]
+    if outline is not None:
+        inv = np.linalg.inv(np.asarray(outline, np.float64))
+        src_x, src_y = inv[0, 0] * src_x + inv[0, 1] * src_y, inv[1, 0] * src_x + inv[1, 1] * src_y
+    src_x, src_y = src_x + center[0], src_y + center[1]
     iris = _sample(completed, src_x, src_y)
     a_iris = np.clip(radius_px + 0.5 - np.hypot(src_x - center[0], src_y - center[1]), 0.0, 1.0)[..., None]
     layer = layer * (1 - a_iris) + iris * a_iris

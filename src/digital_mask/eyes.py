@@ -9,7 +9,9 @@ normalised to the eye corners, we measure from pixels:
   is still found. A second look counts only the measured opening (lashes and lid shadow above
   the margin are dark too and would pull the disc up). Then the limbus edge places it across: a
   blurred dark circle fitted (robust least squares) to the pixels around the edge, clear of the
-  lid margins; the height stays the disc's;
+  lid margins; the height stays the disc's. A turned iris's limbus is an ellipse, cos(turn) as
+  wide as tall: the circle slides toward the canthus by the width it has too much, so it is
+  refitted as that ellipse (the turn from an eyeball placed with this frame's landmarks);
 * the iris radius (the mm ruler): from the two horizontal limbus edges where both are visible,
   else MediaPipe's;
 * the upper lid margin at the iris column: the sclera's top edge (sub-pixel, halfway from sclera
@@ -33,7 +35,9 @@ import cv2
 import numpy as np
 
 from . import _spool
-from .types import EyeTrack
+from .fitting import EYE_CORNERS as FIT_CORNERS
+from .fitting import canonical_face, eyeball_centers_cm, fit_similarity
+from .types import EYEBALL_RADIUS_MM, IRIS_DIAMETER_MM, LIMBUS_DEPTH_RADII, EyeTrack
 
 # 16-point eye contours (patient's side), corners first: outer, then inner.
 EYE_CORNERS = ((33, 133), (263, 362))
@@ -59,6 +63,9 @@ DISC_ASPECT = 0.9  # the refining looks' kernel height over width: a kernel tall
 IRIS_GAP_SPAN = 0.9  # skin-coloured gaps in the iris column's non-skin band are bridged this many radii round its centre
 IRIS_GAP_MAX = 0.35  # ... when at most this many iris radii long (a light iris's bright ring round the pupil)
 LID_GAP_PX = 1.5  # the limbus fit keeps this far from the lid margins (lash line, lid shadow)
+# The limbus centre turns on an orbit this many iris radii round the eyeball centre (10.5 / 5.85 mm).
+LIMBUS_ORBIT_RADII = EYEBALL_RADIUS_MM * LIMBUS_DEPTH_RADII / (IRIS_DIAMETER_MM / 2.0)
+TURNED_SLACK_PX = 0.25  # a turned iris's refit may move the centre this much past its width deficit
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,20 +295,29 @@ def _limbus_radius(gray: np.ndarray, mask: np.ndarray, center: np.ndarray, r: fl
     return abs(edges[1] - edges[0]) / 2.0
 
 
-def _fit_limbus(gray: np.ndarray, use: np.ndarray, center: np.ndarray, r: float) -> np.ndarray | None:
-    """Limbus centre from the pixels around the iris's edge: a dark disc of radius ``r`` on a
-    brighter ground, its edge blurred, ``grey = a + b * sigmoid((dist - r) / LIMBUS_BLUR_PX)``,
-    fitted to the pixels of ``use`` (the opening, clear of the lid margins) within
-    ``LIMBUS_BAND_PX`` of the edge by Gauss-Newton on (cx, cy, a, b), with Tukey weights
-    (lashes, the caruncle and reflections do not fit the model and lose their weight).
+def _fit_limbus(gray: np.ndarray, use: np.ndarray, center: np.ndarray, r: float, width: float = 1.0,
+                levels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+    """Limbus centre and grey levels ``(a, b)`` from the pixels around the iris's edge: a dark disc
+    of radius ``r`` (an ellipse ``width`` times as wide, for a turned iris) on a brighter ground,
+    its edge blurred, ``grey = a + b * sigmoid(edge distance / LIMBUS_BLUR_PX)``, fitted to the
+    pixels of ``use`` (the opening, clear of the lid margins) within ``LIMBUS_BAND_PX`` of the edge
+    by Gauss-Newton on (cx, cy, a, b), with Tukey weights (lashes, the caruncle and reflections do
+    not fit the model and lose their weight). Given ``levels``, only the centre is fitted, weighted
+    from the start (pixels unlike both iris and sclera, such as a dark caruncle, weigh nothing).
 
     The disc locator counts whole pixels as dark or bright; the edge's grey levels place the
     circle to a fraction of a pixel (on real clips the simulated horizontal gaze changes read back
     with less scatter; docs/benchmarks.md, "Clinical consistency"). None when too few pixels, too
     little contrast or a centre implausibly far from the disc's (the disc's centre then stands).
     """
-    ys, xs, dist = _distances(center[0], center[1], r + LIMBUS_BAND_PX)
-    sel = use[ys, xs] & (np.abs(dist - r) < LIMBUS_BAND_PX)
+    def edge_distance(cx: float, cy: float, px: np.ndarray, py: np.ndarray) -> np.ndarray:
+        """Signed distance (px, + outside) from the edge, to first order (exact for a circle)."""
+        u, v = (px - cx) / width, py - cy
+        q = np.maximum(np.hypot(u, v), 1e-9)
+        return (q - r) * q / np.maximum(np.hypot(u / width, v), 1e-9)
+
+    ys, xs, _ = _distances(center[0], center[1], r + LIMBUS_BAND_PX)
+    sel = use[ys, xs] & (np.abs(edge_distance(*center, _COLS[None, xs], _ROWS[ys, None])) < LIMBUS_BAND_PX)
     yy, xx = np.nonzero(sel)
     if yy.size < 30:
         return None
@@ -311,29 +327,34 @@ def _fit_limbus(gray: np.ndarray, use: np.ndarray, center: np.ndarray, r: float)
     # (cx, cy, a, b): the grey levels start at the extremes and are solved exactly in the
     # first step (the model is linear in them); the edge's weights start at 1
     p = np.array([center[0], center[1], g.min(), g.max() - g.min()])
+    free = np.arange(4) if levels is None else np.arange(2)
+    if levels is not None:
+        p[2:] = levels
     w = np.ones_like(g)
     jac = np.empty((g.size, 4))  # d model / d (cx, cy, a, b)
     jac[:, 2] = 1.0
+    h = 0.01  # px: the centre's derivatives by forward differences
     for i in range(LIMBUS_FIT_STEPS):
-        dx, dy = px - p[0], py - p[1]
-        d = np.hypot(dx, dy)  # > 0: the pixels lie near the edge, r >= 6 px from the centre
-        sig = 1.0 / (1.0 + np.exp((r - d) / LIMBUS_BLUR_PX))
+        sd = edge_distance(p[0], p[1], px, py)
+        sig = 1.0 / (1.0 + np.exp(-sd / LIMBUS_BLUR_PX))
         res = g - (p[2] + p[3] * sig)
-        if i:  # Tukey weights, from the residuals of the levels fitted in the first step
+        if i or levels is not None:  # Tukey weights, from the residuals of the first step's levels
             u = res / (4.685 * (1.4826 * np.median(np.abs(res)) + 1.0))
             w = np.maximum(1.0 - u * u, 0.0) ** 2
-        k = -p[3] / LIMBUS_BLUR_PX * sig * (1 - sig) / d  # d model / d dist, over dist
-        jac[:, 0], jac[:, 1], jac[:, 3] = k * dx, k * dy, sig
-        jw = jac.T * w
-        step = np.linalg.solve(jw @ jac + _LIMBUS_DAMPING, jw @ res)
+        k = p[3] / LIMBUS_BLUR_PX * sig * (1 - sig)  # d model / d edge distance
+        jac[:, 0] = k * (edge_distance(p[0] + h, p[1], px, py) - sd) / h
+        jac[:, 1] = k * (edge_distance(p[0], p[1] + h, px, py) - sd) / h
+        jac[:, 3] = sig
+        jw = jac[:, free].T * w
+        step = np.linalg.solve(jw @ jac[:, free] + _LIMBUS_DAMPING[np.ix_(free, free)], jw @ res)
         step[:2] = np.clip(step[:2], -1.0, 1.0)
-        p += step
+        p[free] += step
         if i and np.abs(step[:2]).max() < 0.05:
             break
     c = p[:2]
     if not (p[3] > 20.0 and np.hypot(*(c - center)) < 0.5 * r):
         return None
-    return c
+    return c, p[2:]
 
 
 def _between_lids(up: np.ndarray, lo: np.ndarray, upper_y: float, lower_y: float, x: float) -> np.ndarray:
@@ -399,6 +420,54 @@ def _lids_at(gray: np.ndarray, nonskin: np.ndarray, sclera: np.ndarray, center: 
     if upper is None:
         upper = rows[0] - 0.5 + _lash_thickness(nonskin, sclera, center, r, lo_y)
     return upper, rows[-1] + 0.5
+
+
+@cache
+def _rigid_points() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """MediaPipe's rigid-point basis without the eye corners (as ``fitting.fit_face``): indices,
+    canonical positions (head cm), weights."""
+    face = canonical_face()
+    keep = ~np.isin(face.procrustes_idx, np.ravel(FIT_CORNERS))
+    idx = face.procrustes_idx[keep]
+    return idx, face.vertices_cm[idx], face.procrustes_w[keep]
+
+
+def _eyeball_center_px(points_px: np.ndarray, eye: int) -> np.ndarray | None:
+    """This eye's eyeball centre (image px), placed as ``fitting`` places it but from this frame's
+    landmarks alone: the head pose fitted to the rigid points, ``fitting.eyeball_centers_cm`` on
+    the landmarks brought into head coordinates. Only how far the iris has turned is read from it
+    (``_refit_turned``); the measured gaze comes from ``fitting``'s per-video eyeball. None when
+    the rigid points do not span a face."""
+    idx, canonical, weights = _rigid_points()
+    pts = points_px[:468].astype(np.float64)
+    s, rot, t = fit_similarity(canonical, pts[idx], weights)
+    if not s > 1e-6:
+        return None
+    ball = eyeball_centers_cm(((pts - t) @ rot) / s, EYEBALL_RADIUS_MM / 10.0)[eye]
+    return (s * rot @ ball + t)[:2]
+
+
+def _refit_turned(gray: np.ndarray, use: np.ndarray, center: np.ndarray, levels: np.ndarray, ball_x: float,
+                  r: float) -> np.ndarray:
+    """The limbus centre of a turned iris: ``center`` from the circle fit, refitted as an ellipse.
+
+    A turned iris's limbus is seen obliquely: an ellipse cos(turn) times as wide as tall. A
+    circle slides toward the canthus by up to the width it has too much, r (1 - cos), because
+    the caruncle and the skin past the canthus cost it nothing (on the rendered template: 1-2 px
+    at a 30-40 deg turn, docs/benchmarks.md). The turn: the centre's offset across from the eyeball
+    centre (``ball_x``, crop column) on a ``LIMBUS_ORBIT_RADII`` orbit. The refit is kept only when
+    it moves the centre back toward the eyeball centre by at most r (1 - cos) (plus
+    ``TURNED_SLACK_PX``): one that runs outward, or further, took a caruncle's edge for the limbus.
+    """
+    sin = min(abs(center[0] - ball_x) / (LIMBUS_ORBIT_RADII * r), 0.95)
+    deficit = r * (1.0 - np.sqrt(1.0 - sin * sin))
+    if deficit < TURNED_SLACK_PX:
+        return center
+    oval = _fit_limbus(gray, use, center, r, float(np.sqrt(1.0 - sin * sin)), levels)
+    if oval is None:
+        return center
+    inward = np.sign(center[0] - ball_x) * (center[0] - oval[0][0])
+    return np.array([oval[0][0], center[1]]) if 0.0 <= inward <= deficit + TURNED_SLACK_PX else center
 
 
 def _near_center(center: np.ndarray, radius: float) -> np.ndarray:
@@ -504,9 +573,13 @@ def measure_eye(rgb: np.ndarray, points_px: np.ndarray, eye: int) -> EyeSample:
         # The limbus's edge, fitted, places the centre across; its height stays the disc's
         # (docs/benchmarks.md, "Fidelity": the fitted height moved with simulated lid and iris
         # edits and doubled on the masks). Then the lids are measured at its column.
-        fitted = _fit_limbus(gray, _between_lids(up, lo, upper_y, lower_y, center[0]) & (mask > 0), center, r)
-        if fitted is not None:
-            center = np.array([fitted[0], center[1]])
+        use = _between_lids(up, lo, upper_y, lower_y, center[0]) & (mask > 0)
+        circle = _fit_limbus(gray, use, center, r)
+        if circle is not None:
+            center = np.array([circle[0][0], center[1]])
+            ball = _eyeball_center_px(points_px, eye)
+            if ball is not None:
+                center = _refit_turned(gray, use, center, circle[1], float(_apply(m, ball[None])[0, 0]), r)
         upper_y, lower_y = _lids_at(gray, nonskin, sclera, center, r, upper_mp, lower_mp)
     else:  # no iris: closed, lids meet at MediaPipe's middle
         upper_y = lower_y = 0.5 * (upper_mp + lower_mp)

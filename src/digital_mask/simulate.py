@@ -312,6 +312,26 @@ def gaze_shift_px(fit: FaceFit, i: int, eye: int, d_yaw_deg: float, d_pitch_deg:
     return d_img[:2]
 
 
+def gaze_outline(fit: FaceFit, i: int, eye: int, d_yaw_deg: float, d_pitch_deg: float) -> np.ndarray:
+    """(2, 2) linear map of one iris's outline (image px, about its centre) when its gaze changes by
+    (d_yaw, d_pitch) degrees. The limbus, a circle on the eyeball, is seen as an ellipse: squeezed
+    to cos(angle to the camera's axis) along the image direction the eye turns to. The map undoes
+    the squeeze at the measured gaze and applies the one at the new gaze (identity for a frontal
+    head and eye)."""
+    yaw, pitch = float(fit.gaze_yaw_deg[i, eye]), float(fit.gaze_pitch_deg[i, eye])
+
+    def squeeze(gaze_head: np.ndarray) -> np.ndarray:
+        n = fit.rotation[i] @ gaze_head  # image axes (z away from the camera)
+        across = float(np.hypot(n[0], n[1]))
+        if across < 1e-9:
+            return np.eye(2)
+        d = n[:2] / across
+        return np.eye(2) + (abs(float(n[2])) - 1.0) * np.outer(d, d)
+
+    before = squeeze(_gaze_vector(yaw, pitch))
+    return squeeze(_gaze_vector(yaw + d_yaw_deg, pitch + d_pitch_deg)) @ np.linalg.inv(before)
+
+
 def px_per_mm(fit: FaceFit, i: int) -> float:
     """Image pixels per millimetre in frame ``i``: the fit's per-video iris ruler at this head scale."""
     return float(fit.scale_px_per_cm[i] / fit.mm_per_cm)
@@ -393,7 +413,8 @@ def edit_frame(rgb: np.ndarray, points_px: np.ndarray, eyes: EyeTrack, fit: Face
             if max(abs(y0), abs(p0), abs(y0 + yaw[e]), abs(p0 + pitch[e])) > MAX_GAZE_DEG:
                 continue  # the iris is (or would be) deep in a corner: not editable, not measurable
             shift = gaze_shift_px(fit, i, e, float(yaw[e]), float(pitch[e]))
-            moved = _eye_edit.move_iris(out, geom, center, radius, shift)
+            outline = gaze_outline(fit, i, e, float(yaw[e]), float(pitch[e]))
+            moved = _eye_edit.move_iris(out, geom, center, radius, shift, outline)
             if moved is None:
                 continue
             out = moved
@@ -544,6 +565,6 @@ def simulate_video(
 
 __all__ = [
     "SPEC_HELP", "Condition", "LidShift", "Nystagmus", "SimulationResult", "Strabismus", "angle_to_shift_px",
-    "condition_spec", "edit_frame", "gaze_shift_px", "parse_condition", "prism_dioptres", "simulate_video",
+    "condition_spec", "edit_frame", "gaze_outline", "gaze_shift_px", "parse_condition", "prism_dioptres", "simulate_video",
     "truth_path_for",
 ]

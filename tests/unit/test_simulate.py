@@ -26,6 +26,7 @@ from digital_mask.simulate import (
     Strabismus,
     angle_to_shift_px,
     condition_spec,
+    gaze_outline,
     gaze_shift_px,
     parse_condition,
     prism_dioptres,
@@ -115,6 +116,16 @@ def test_gaze_shift_reduces_to_the_simple_formula_for_a_frontal_head() -> None:
         assert abs(shift[1]) < 1e-6
     up = gaze_shift_px(fit, 0, 1, 0.0, 10.0)  # + pitch = up = image -y
     assert up[1] < 0 and abs(up[0]) < 1e-6
+
+
+def test_a_turned_iris_is_drawn_narrower_along_its_turn() -> None:
+    # frontal head, eyes straight ahead (the scene's): the limbus is seen cos(turn) as wide along
+    # the turn and unchanged across it; turning back undoes it
+    fit = fit_face(Scene(n=2, yaw=0.0, pitch=0.0, roll=0.0).landmark_track(), Scene(n=2, yaw=0.0, pitch=0.0, roll=0.0).eye_track())
+    c30 = np.cos(np.radians(30.0))
+    np.testing.assert_allclose(gaze_outline(fit, 0, 0, 30.0, 0.0), np.diag([c30, 1.0]), atol=2e-3)
+    np.testing.assert_allclose(gaze_outline(fit, 0, 1, 0.0, -30.0), np.diag([1.0, c30]), atol=2e-3)
+    np.testing.assert_allclose(gaze_outline(fit, 0, 0, 0.0, 0.0), np.eye(2), atol=1e-9)
 
 
 @pytest.mark.parametrize(("yaw", "pitch", "gaze"), [(20.0, -10.0, 0.0), (-15.0, 5.0, 12.0)])
