@@ -120,8 +120,9 @@ def test_gaze_shift_reduces_to_the_simple_formula_for_a_frontal_head() -> None:
 
 def test_a_turned_iris_is_drawn_narrower_along_its_turn() -> None:
     # frontal head, eyes straight ahead (the scene's): the limbus is seen cos(turn) as wide along
-    # the turn and unchanged across it; turning back undoes it
-    fit = fit_face(Scene(n=2, yaw=0.0, pitch=0.0, roll=0.0).landmark_track(), Scene(n=2, yaw=0.0, pitch=0.0, roll=0.0).eye_track())
+    # the turn and unchanged across it
+    scene = Scene(n=2, yaw=0.0, pitch=0.0, roll=0.0)
+    fit = fit_face(scene.landmark_track(), scene.eye_track())
     c30 = np.cos(np.radians(30.0))
     np.testing.assert_allclose(gaze_outline(fit, 0, 0, 30.0, 0.0), np.diag([c30, 1.0]), atol=2e-3)
     np.testing.assert_allclose(gaze_outline(fit, 0, 1, 0.0, -30.0), np.diag([1.0, c30]), atol=2e-3)
