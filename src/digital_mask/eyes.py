@@ -35,8 +35,7 @@ import cv2
 import numpy as np
 
 from . import _spool
-from .fitting import EYE_CORNERS as FIT_CORNERS
-from .fitting import canonical_face, eyeball_centers_cm, fit_similarity
+from .fitting import eyeball_centers_cm, fit_similarity, rigid_points
 from .types import EYEBALL_RADIUS_MM, IRIS_DIAMETER_MM, LIMBUS_DEPTH_RADII, EyeTrack
 
 # 16-point eye contours (patient's side), corners first: outer, then inner.
@@ -422,23 +421,13 @@ def _lids_at(gray: np.ndarray, nonskin: np.ndarray, sclera: np.ndarray, center: 
     return upper, rows[-1] + 0.5
 
 
-@cache
-def _rigid_points() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """MediaPipe's rigid-point basis without the eye corners (as ``fitting.fit_face``): indices,
-    canonical positions (head cm), weights."""
-    face = canonical_face()
-    keep = ~np.isin(face.procrustes_idx, np.ravel(FIT_CORNERS))
-    idx = face.procrustes_idx[keep]
-    return idx, face.vertices_cm[idx], face.procrustes_w[keep]
-
-
 def _eyeball_center_px(points_px: np.ndarray, eye: int) -> np.ndarray | None:
     """This eye's eyeball centre (image px), placed as ``fitting`` places it but from this frame's
     landmarks alone: the head pose fitted to the rigid points, ``fitting.eyeball_centers_cm`` on
     the landmarks brought into head coordinates. Only how far the iris has turned is read from it
     (``_refit_turned``); the measured gaze comes from ``fitting``'s per-video eyeball. None when
     the rigid points do not span a face."""
-    idx, canonical, weights = _rigid_points()
+    idx, canonical, weights = rigid_points()
     pts = points_px[:468].astype(np.float64)
     s, rot, t = fit_similarity(canonical, pts[idx], weights)
     if not s > 1e-6:

@@ -72,6 +72,17 @@ def canonical_face() -> CanonicalFace:
         )
 
 
+@cache
+def rigid_points() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """MediaPipe's rigid-point basis minus the eye corners, which MediaPipe moves with the lids and
+    irises (they would drag the head pose along with the eyes measured against it): landmark
+    indices, their canonical positions (head cm) and weights."""
+    face = canonical_face()
+    keep = ~np.isin(face.procrustes_idx, np.ravel(EYE_CORNERS))
+    idx = face.procrustes_idx[keep]
+    return idx, face.vertices_cm[idx], face.procrustes_w[keep]
+
+
 def eyeball_centers_cm(shape_cm: np.ndarray, radius_cm: float) -> np.ndarray:
     """Eyeball centres (2, 3) in head coordinates for a neutral face shape (468, 3).
 
@@ -173,16 +184,13 @@ def fit_face(
     # Landmarks in head coordinates; becomes the face motion in place. Whole-video arrays (~5.6 KB a
     # frame each) are file-backed and walked in blocks, their pages released as we go (memory).
     aligned = _spool.empty((n, 468, 3), np.float32)
-    # MediaPipe's rigid-point basis minus the eye corners: MediaPipe moves them with the lids and
-    # irises, which would drag the head pose along with the eyes we want to measure against it.
-    rigid = ~np.isin(face.procrustes_idx, np.ravel(EYE_CORNERS))
-    pidx, pw = face.procrustes_idx[rigid], face.procrustes_w[rigid]
+    pidx, canonical_rigid, pw = rigid_points()
     for i in np.flatnonzero(track.found):
         pts = track.points_px[i, :468].astype(np.float64)
-        s, rot, t = fit_similarity(face.vertices_cm[pidx], pts[pidx], pw)
+        s, rot, t = fit_similarity(canonical_rigid, pts[pidx], pw)
         rotations[i], scales[i], trans[i] = rot, s, t
         aligned[i] = ((pts - t) @ rot) / s  # R^T (p - t) / s
-        residual[i] = float(np.sqrt(np.mean(np.sum((s * face.vertices_cm[pidx] @ rot.T + t - pts[pidx]) ** 2, 1))))
+        residual[i] = float(np.sqrt(np.mean(np.sum((s * canonical_rigid @ rot.T + t - pts[pidx]) ** 2, 1))))
         if i % _spool.RELEASE_EVERY == 0:
             _spool.release(track.points_px)
             _spool.release(aligned)
