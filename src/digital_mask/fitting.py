@@ -41,6 +41,10 @@ EYEBALL_DEPTH_RADII = 0.55
 # the canthus, measured off its visible part: kept at the limit (the mask then shows it there).
 GAZE_LIMIT_DEG = 50.0
 POSE_SIGMA_FRAMES = 1.0  # head-pose jitter filter: Gaussian sigma in frames (zero phase, no lag)
+# MediaPipe's landmarks trail the head by about half a frame (its one-euro filter in VIDEO mode):
+# on our rendered template, whose pose is known, the fitted pose's error at the eyes correlates
+# -0.5 to -0.6 with the head's velocity and is smallest read this many frames ahead.
+POSE_LEAD_FRAMES = 0.5
 MAX_RESIDUAL_CM = 1.0  # rigid-fit RMS above this (head cm; faces differ from the canonical by ~0.4) is untrustworthy
 
 
@@ -149,6 +153,19 @@ def _smooth_runs(x: np.ndarray, ok: np.ndarray, sigma: float) -> np.ndarray:
     return out
 
 
+def _lead_runs(x: np.ndarray, ok: np.ndarray, lead: float) -> np.ndarray:
+    """``x`` read ``lead`` frames later, to first order (x + lead * central difference), within
+    each run of ok frames (runs never blend; a run's end frames use the one-sided difference)."""
+    out = x.copy()
+    idx = np.flatnonzero(ok)
+    if idx.size == 0 or lead == 0:
+        return out
+    for run in np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1):
+        if run.size > 1:
+            out[run] = x[run] + lead * np.gradient(x[run], axis=0)
+    return out
+
+
 def _rotvecs(rotations: np.ndarray) -> np.ndarray:
     """(T, 3, 3) rotation matrices -> (T, 3) rotation vectors (axis * angle), OpenCV's Rodrigues."""
     return np.array([cv2.Rodrigues(r)[0].ravel() for r in rotations]).reshape(-1, 3)
@@ -217,10 +234,10 @@ def fit_face(
     # Smooth head-pose jitter only (MediaPipe's landmarks jitter; the eyes are measured against the
     # smoothed head, as the renderer draws them).
     rotvec = _rotvecs(rotations @ flip)  # relative to the frontal pose
-    rotvec = _smooth_runs(rotvec, tracked, pose_sigma_frames)
+    rotvec = _lead_runs(_smooth_runs(rotvec, tracked, pose_sigma_frames), tracked, POSE_LEAD_FRAMES)
     rotations_s = _rotation_matrices(rotvec) @ flip
-    scales_s = _smooth_runs(scales, tracked, pose_sigma_frames)
-    trans_s = _smooth_runs(trans, tracked, pose_sigma_frames)
+    scales_s = _lead_runs(_smooth_runs(scales, tracked, pose_sigma_frames), tracked, POSE_LEAD_FRAMES)
+    trans_s = _lead_runs(_smooth_runs(trans, tracked, pose_sigma_frames), tracked, POSE_LEAD_FRAMES)
 
     # Eyes. Ruler: the refined iris radius in head units (per-video median, per eye pooled).
     iris_r_head = eyes.iris_radius_px / scales_s[:, None]

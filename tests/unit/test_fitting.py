@@ -398,6 +398,29 @@ def test_pose_smoothing_matches_scipys_gaussian_filter(sigma, n):
         np.testing.assert_allclose(got, want, atol=1e-12)
 
 
+def test_pose_lead_undoes_a_half_frame_landmark_lag(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A head sliding at a steady 3 px a frame whose landmarks trail it by half a frame (as
+    MediaPipe's filter does): read half a frame ahead, the pose is where the head was."""
+    scene = Scene(n=20, yaw=10.0, pitch=-5.0, roll=0.0)
+    track = scene.landmark_track()
+    speed = np.array([3.0, -1.0, 0.0])
+    lagged = track.points_px + ((np.arange(scene.n) - 0.5)[:, None, None] * speed).astype(np.float32)
+    truth = scene.translation + np.arange(scene.n)[:, None] * speed
+    inner = slice(5, -5)  # the Gaussian (radius 4 frames) holds the ends
+    fit = fit_face(with_points(track, lagged), scene.eye_track())
+    np.testing.assert_allclose(fit.translation_px[inner] - truth[inner], np.broadcast_to(-0.5 * speed, (10, 3)), atol=1e-3)
+    monkeypatch.setattr(fitting, "POSE_LEAD_FRAMES", 0.5)
+    fit = fit_face(with_points(track, lagged), scene.eye_track())
+    np.testing.assert_allclose(fit.translation_px[inner], truth[inner], atol=1e-3)
+
+
+def test_pose_lead_stays_within_runs() -> None:
+    x = np.array([0.0, 1.0, 2.0, 10.0, 20.0, 30.0, 5.0])
+    ok = np.array([True, True, True, False, True, True, True])
+    got = fitting._lead_runs(x, ok, 0.5)
+    np.testing.assert_allclose(got, [0.5, 1.5, 2.5, 10.0, 25.0, 26.25, -7.5])
+
+
 def test_rotation_vectors_round_trip_and_match_scipy():
     rot = Rotation.random(200, random_state=3)
     vecs = fitting._rotvecs(rot.as_matrix())
