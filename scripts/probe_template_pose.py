@@ -1,11 +1,12 @@
 """MediaPipe's head pose on the rendered mask against the pose the mask was drawn with.
 
-    python scripts/probe_template_pose.py VIDEO [VIDEO ...] [--lead 0 0.25 0.5 0.75 1]
+    python scripts/probe_template_pose.py VIDEO [VIDEO ...] [--lead 0 0.5 ...]
 
 For each video: reconstructs it as ``mask`` does, renders the template with that fit (the real
 motion: head, expression, eyes), tracks the rendering with MediaPipe and fits the head pose to its
 landmarks as ``fitting.fit_face`` does (rigid points, Gaussian jitter filter), read ``--lead``
-frames ahead (``fitting.POSE_LEAD_FRAMES``). Prints, per eye, the error of the template's eyeball
+frames ahead, and as ``fit_face`` reads it ahead (row "fit": ``fitting.POSE_LEAD_FRAMES``, capped
+at ``POSE_LEAD_MAX_CM``). Prints, per eye, the error of the template's eyeball
 centre projected with that pose against where it was drawn (image px; mean and SD, x and y), and
 the correlation of the error with the head's image velocity: MediaPipe's landmark filter trails a
 moving head, so without a lead the error follows the velocity. Every pixel here is ~3.5 deg of gaze
@@ -29,7 +30,7 @@ from digital_mask.pipeline import measure, reconstruct
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("videos", nargs="+", type=Path)
-    ap.add_argument("--lead", type=float, nargs="+", default=[0.0, 0.25, 0.5, 0.75, 1.0])
+    ap.add_argument("--lead", type=float, nargs="+", default=[0.0, 0.5])
     args = ap.parse_args()
     idx, canonical, weights = fitting.rigid_points()
     balls = _template.EYEBALL_CENTERS_CM
@@ -56,13 +57,15 @@ def main() -> None:
         frames = np.flatnonzero(ok)
         drawn = np.array([(fit.scale_px_per_cm[i] * balls @ fit.rotation[i].T + fit.translation_px[i])[:, :2] for i in frames])
         velocity = np.gradient(drawn, axis=0)
-        for lead in args.lead:
+        rule = fitting._pose_lead(fitting._rotation_matrices(rotvec) @ flip, scale, trans, ok)
+        for lead in [*args.lead, rule]:
             rs = fitting._rotation_matrices(fitting._lead_runs(rotvec, ok, lead)) @ flip
             ss, ts = fitting._lead_runs(scale, ok, lead), fitting._lead_runs(trans, ok, lead)
             err = np.array([(ss[i] * balls @ rs[i].T + ts[i])[:, :2] for i in frames]) - drawn
             cells = [f"{err[:, e, k].mean():+.2f}, {err[:, e, k].std():.2f}" for e in range(2) for k in range(2)]
             corr = " / ".join(f"{np.corrcoef(velocity[:, e, 1], err[:, e, 1])[0, 1]:+.2f}" for e in range(2))
-            print(f"| {video.name} | {lead:g} | " + " | ".join(cells) + f" | {corr} |")
+            label = "fit" if lead is rule else f"{lead:g}"
+            print(f"| {video.name} | {label} | " + " | ".join(cells) + f" | {corr} |")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 * Head: a similarity transform (scale, rotation, translation) fitting MediaPipe's canonical face
   to the landmarks (weighted Procrustes on MediaPipe's own rigid-point basis), lightly smoothed
-  (jitter only: zero-phase Gaussian, ``POSE_SIGMA_FRAMES`` = 1 frame).
+  (jitter only: zero-phase Gaussian, ``POSE_SIGMA_FRAMES`` = 1 frame) and read ahead by the lag of
+  MediaPipe's landmark filter (``POSE_LEAD_FRAMES``, at most ``POSE_LEAD_MAX_CM`` at the eyes).
 * Face motion: landmarks brought into head coordinates minus the patient's neutral shape (the
   per-video median). Only the motion is kept; the neutral shape is discarded here.
 * Eyeballs: per eye a sphere whose radius follows the iris ruler (11.7 mm visible iris, 12 mm
@@ -41,10 +42,12 @@ EYEBALL_DEPTH_RADII = 0.55
 # the canthus, measured off its visible part: kept at the limit (the mask then shows it there).
 GAZE_LIMIT_DEG = 50.0
 POSE_SIGMA_FRAMES = 1.0  # head-pose jitter filter: Gaussian sigma in frames (zero phase, no lag)
-# MediaPipe's landmarks trail the head by about half a frame (its one-euro filter in VIDEO mode):
-# on our rendered template, whose pose is known, the fitted pose's error at the eyes correlates
-# -0.5 to -0.6 with the head's velocity and is smallest read this many frames ahead.
+# MediaPipe's landmarks trail the head (its one-euro filter in VIDEO mode), by about half a frame
+# at ordinary speeds and by a near-constant ~1 mm at the eyes once the head moves faster than ~2 %
+# of the face's width a frame (on our rendered template, whose pose is known:
+# scripts/probe_template_pose.py, docs/benchmarks.md). The pose is read that much ahead.
 POSE_LEAD_FRAMES = 0.5
+POSE_LEAD_MAX_CM = 0.1
 MAX_RESIDUAL_CM = 1.0  # rigid-fit RMS above this (head cm; faces differ from the canonical by ~0.4) is untrustworthy
 
 
@@ -140,30 +143,55 @@ def _gaussian_along_frames(x: np.ndarray, sigma: float) -> np.ndarray:
     return out.reshape(x.shape)
 
 
+def _runs(ok: np.ndarray) -> list[np.ndarray]:
+    """Frame indices of each run of consecutive ok frames."""
+    idx = np.flatnonzero(ok)
+    return np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1) if idx.size else []
+
+
+def _steps_ahead(x: np.ndarray) -> np.ndarray:
+    """x[t + 1] - x[t] along axis 0 for a run of frames; the last frame repeats the step before it."""
+    step = np.diff(x, axis=0)
+    return np.concatenate([step, step[-1:]])
+
+
 def _smooth_runs(x: np.ndarray, ok: np.ndarray, sigma: float) -> np.ndarray:
     """Gaussian smoothing along axis 0 within each run of ok frames (runs never blend)."""
     out = x.copy()
-    idx = np.flatnonzero(ok)
-    if idx.size == 0 or sigma <= 0:
+    if sigma <= 0:
         return out
-    breaks = np.flatnonzero(np.diff(idx) > 1)
-    for run in np.split(idx, breaks + 1):
+    for run in _runs(ok):
         if run.size > 2:
             out[run] = _gaussian_along_frames(x[run], sigma)
     return out
 
 
-def _lead_runs(x: np.ndarray, ok: np.ndarray, lead: float) -> np.ndarray:
-    """``x`` read ``lead`` frames later, to first order (x + lead * central difference), within
-    each run of ok frames (runs never blend; a run's end frames use the one-sided difference)."""
+def _lead_runs(x: np.ndarray, ok: np.ndarray, lead: np.ndarray | float) -> np.ndarray:
+    """``x`` read ``lead`` (0-1, per frame or one for all) frames later: interpolated toward the
+    next frame, x[t] + lead (x[t + 1] - x[t]), within each run of ok frames (runs never blend; a
+    run's last frame is extrapolated from the step before it). A half-frame advance at every
+    frequency with a gain of at most 1: frame-to-frame jitter is damped, never boosted (a central
+    difference boosts it by up to 12 %)."""
     out = x.copy()
-    idx = np.flatnonzero(ok)
-    if idx.size == 0 or lead == 0:
-        return out
-    for run in np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1):
+    lead = np.broadcast_to(np.asarray(lead, np.float64), x.shape[:1])
+    for run in _runs(ok):
         if run.size > 1:
-            out[run] = x[run] + lead * np.gradient(x[run], axis=0)
+            out[run] += lead[run].reshape((-1,) + (1,) * (x.ndim - 1)) * _steps_ahead(x[run])
     return out
+
+
+def _pose_lead(rotations: np.ndarray, scales: np.ndarray, trans: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """Per frame, how far ahead to read the pose: ``POSE_LEAD_FRAMES``, less where the head moves
+    so fast that half a frame's motion at the eyes would exceed ``POSE_LEAD_MAX_CM`` (MediaPipe's
+    filter then trails by about that much, whatever the speed)."""
+    face = canonical_face().vertices_cm
+    between_eyes = np.mean([face[list(c)].mean(axis=0) for c in EYE_CORNERS], axis=0)
+    at_eyes = scales[:, None] * np.einsum("tij,j->ti", rotations, between_eyes) + trans
+    speed = np.zeros(len(ok))  # cm a frame at the eyes: the step _lead_runs takes
+    for run in _runs(ok):
+        if run.size > 1:
+            speed[run] = np.linalg.norm(_steps_ahead(at_eyes[run, :2]), axis=1) / scales[run]
+    return np.minimum(POSE_LEAD_FRAMES, POSE_LEAD_MAX_CM / np.maximum(speed, 1e-12))
 
 
 def _rotvecs(rotations: np.ndarray) -> np.ndarray:
@@ -232,12 +260,14 @@ def fit_face(
         _spool.release(expression)
 
     # Smooth head-pose jitter only (MediaPipe's landmarks jitter; the eyes are measured against the
-    # smoothed head, as the renderer draws them).
+    # smoothed head, as the renderer draws them), then read it ahead by the lag of MediaPipe's filter.
     rotvec = _rotvecs(rotations @ flip)  # relative to the frontal pose
-    rotvec = _lead_runs(_smooth_runs(rotvec, tracked, pose_sigma_frames), tracked, POSE_LEAD_FRAMES)
+    rotvec = _smooth_runs(rotvec, tracked, pose_sigma_frames)
+    scales_s = _smooth_runs(scales, tracked, pose_sigma_frames)
+    trans_s = _smooth_runs(trans, tracked, pose_sigma_frames)
+    lead = _pose_lead(_rotation_matrices(rotvec) @ flip, scales_s, trans_s, tracked)
+    rotvec, scales_s, trans_s = (_lead_runs(x, tracked, lead) for x in (rotvec, scales_s, trans_s))
     rotations_s = _rotation_matrices(rotvec) @ flip
-    scales_s = _lead_runs(_smooth_runs(scales, tracked, pose_sigma_frames), tracked, POSE_LEAD_FRAMES)
-    trans_s = _lead_runs(_smooth_runs(trans, tracked, pose_sigma_frames), tracked, POSE_LEAD_FRAMES)
 
     # Eyes. Ruler: the refined iris radius in head units (per-video median, per eye pooled).
     iris_r_head = eyes.iris_radius_px / scales_s[:, None]

@@ -414,11 +414,25 @@ def test_pose_lead_undoes_a_half_frame_landmark_lag(monkeypatch: pytest.MonkeyPa
     np.testing.assert_allclose(fit.translation_px[inner], truth[inner], atol=1e-3)
 
 
+def test_pose_lead_is_capped_on_a_fast_head(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A head sliding 12 px (0.6 cm) a frame: half a frame would be 3 mm; the pose is read ahead by
+    POSE_LEAD_MAX_CM (1 mm) along the motion instead (MediaPipe trails fast heads by about that)."""
+    monkeypatch.setattr(fitting, "POSE_LEAD_FRAMES", 0.5)
+    scene = Scene(n=20, yaw=0.0, pitch=0.0, roll=0.0)
+    track = scene.landmark_track()
+    speed = np.array([12.0, 0.0, 0.0])
+    moving = track.points_px + (np.arange(scene.n)[:, None, None] * speed).astype(np.float32)
+    fit = fit_face(with_points(track, moving), scene.eye_track())
+    truth = scene.translation + np.arange(scene.n)[:, None] * speed
+    ahead = fitting.POSE_LEAD_MAX_CM * scene.scale  # px
+    np.testing.assert_allclose(fit.translation_px[5:-5] - truth[5:-5], np.broadcast_to([ahead, 0.0, 0.0], (10, 3)), atol=1e-3)
+
+
 def test_pose_lead_stays_within_runs() -> None:
     x = np.array([0.0, 1.0, 2.0, 10.0, 20.0, 30.0, 5.0])
     ok = np.array([True, True, True, False, True, True, True])
     got = fitting._lead_runs(x, ok, 0.5)
-    np.testing.assert_allclose(got, [0.5, 1.5, 2.5, 10.0, 25.0, 26.25, -7.5])
+    np.testing.assert_allclose(got, [0.5, 1.5, 2.5, 10.0, 25.0, 17.5, -7.5])
 
 
 def test_rotation_vectors_round_trip_and_match_scipy():
