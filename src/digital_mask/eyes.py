@@ -215,19 +215,13 @@ def _sclera_tops(gray: np.ndarray, sclera: np.ndarray, xs: np.ndarray, y0: int, 
     return out
 
 
-def _upper_from_sclera(gray: np.ndarray, sclera: np.ndarray, center: np.ndarray, r: float, lo_y: int,
-                       up: np.ndarray) -> float | None:
+def _upper_from_sclera(gray: np.ndarray, sclera: np.ndarray, center: np.ndarray, r: float, lo_y: int) -> float | None:
     """Upper margin row at the iris column from the top of the sclera beside the iris.
 
     Over a dark iris the lash line has no edge to find; beside the iris the sclera -> lid edge is
-    sharp. It is read (sub-pixel) on the columns 1.1-1.7 iris radii either side. With three clear
-    columns on both sides, a parabola through their edges, the lid's own curve, is read at the
-    iris column. With fewer on one side (an iris turned toward a corner, a side in shadow),
-    MediaPipe's upper-lid polyline ``up`` (crop points, corners included) gives the curve and the
-    edges found give its height (their median offset from it): before, such frames fell back to
-    the non-skin band, whose lash-line correction is found or not from one frame to the next (d10's
-    left eye: 90 % of frames, MRD1 jumping ~6 px under a half-pixel shift; docs/benchmarks.md).
-    None when fewer than three columns in all show a clear edge.
+    sharp. It is read (sub-pixel) on the columns 1.1-1.7 iris radii either side and a parabola
+    through those edges, the lid's own curve, is read at the iris column. None when fewer than
+    three columns on either side show a clear edge (iris in a corner, a narrow fissure).
 
     Why not the non-skin band minus the lash line measured beside the iris: on our rendered
     template the band's top lies on the lid's soft shading, 5-7 px above the margin, and the
@@ -241,14 +235,9 @@ def _upper_from_sclera(gray: np.ndarray, sclera: np.ndarray, center: np.ndarray,
     ys = _sclera_tops(gray, sclera, cols, y0, lo_y)
     found = ~np.isnan(ys)
     xs, ys = cols[found] - center[0], ys[found]
-    if (xs < 0).sum() >= 3 and (xs > 0).sum() >= 3:
-        return float(np.polyfit(xs, ys, 2)[-1])
-    if len(xs) < 3:
+    if (xs < 0).sum() < 3 or (xs > 0).sum() < 3:
         return None
-    order = np.argsort(up[:, 0])
-    lid_x, lid_y = up[order, 0], up[order, 1]
-    offset = np.median(ys - np.interp(xs + center[0], lid_x, lid_y))
-    return float(np.interp(center[0], lid_x, lid_y) + offset)
+    return float(np.polyfit(xs, ys, 2)[-1])
 
 
 def _locate_iris(dark: np.ndarray, bright: np.ndarray, r: float, allowed: np.ndarray,
@@ -400,10 +389,10 @@ def _bridge_iris_gaps(band: np.ndarray, cy: int, r: float) -> None:
 
 
 def _lids_at(gray: np.ndarray, nonskin: np.ndarray, sclera: np.ndarray, center: np.ndarray, r: float,
-             upper_mp: float, lower_mp: float, up: np.ndarray) -> tuple[float, float]:
+             upper_mp: float, lower_mp: float) -> tuple[float, float]:
     """Upper and lower lid margin rows at the iris column: the top of the sclera beside the iris
     carried to the iris column (``_upper_from_sclera``), else the extent of the non-skin band.
-    ``sclera``: ``_sclera_mask``; ``up``: MediaPipe's upper-lid polyline (crop points)."""
+    ``sclera``: ``_sclera_mask``."""
     x = int(min(max(round(center[0]), 2), CROP_W - 3))
     prof = nonskin[:, x - 2 : x + 3].sum(axis=1) / 5
     prof = np.convolve(prof, np.ones(3) / 3, mode="same")
@@ -426,7 +415,7 @@ def _lids_at(gray: np.ndarray, nonskin: np.ndarray, sclera: np.ndarray, center: 
     # the top of the non-skin band minus the lash line above the margin (its thickness read
     # beside the iris, where the margin is the top of the bright sclera).
     # Lower margin: outer extent of the band (the iris's lighter lower half must not end it early).
-    upper = _upper_from_sclera(gray, sclera, center, r, lo_y, up)
+    upper = _upper_from_sclera(gray, sclera, center, r, lo_y)
     if upper is None:
         upper = rows[0] - 0.5 + _lash_thickness(nonskin, sclera, center, r, lo_y)
     return upper, rows[-1] + 0.5
@@ -545,7 +534,7 @@ def measure_eye(rgb: np.ndarray, points_px: np.ndarray, eye: int) -> EyeSample:
     if valid:
         center = found
         sclera = _sclera_mask(gray, nonskin, thr)
-        upper_y, lower_y = _lids_at(gray, nonskin, sclera, center, r, upper_mp, lower_mp, up)
+        upper_y, lower_y = _lids_at(gray, nonskin, sclera, center, r, upper_mp, lower_mp)
         # Second look: lashes and lid shadow above the margin are dark too and pull the disc up.
         # Only the measured opening (between the lids, around the iris) counts now.
         opening = ((_ROWS >= upper_y) & (_ROWS <= lower_y))[:, None] | (np.abs(_COLS - center[0]) > 1.6 * r)
@@ -554,7 +543,7 @@ def measure_eye(rgb: np.ndarray, points_px: np.ndarray, eye: int) -> EyeSample:
         refined = _locate_iris(dark_open, bright_open, r, near_center, DISC_ASPECT)
         if refined is not None:
             center = refined
-            upper_y, lower_y = _lids_at(gray, nonskin, sclera, center, r, upper_mp, lower_mp, up)
+            upper_y, lower_y = _lids_at(gray, nonskin, sclera, center, r, upper_mp, lower_mp)
         visible = mask * nonskin
         sclera_level = float(np.percentile(gray[visible > 0], 90)) if visible.any() else np.nan
         limbus = _limbus_radius(gray, visible, center, r, sclera_level)
@@ -580,7 +569,7 @@ def measure_eye(rgb: np.ndarray, points_px: np.ndarray, eye: int) -> EyeSample:
             ball = _eyeball_center_px(points_px, eye)
             if ball is not None:
                 center = _refit_turned(gray, use, center, circle[1], float(_apply(m, ball[None])[0, 0]), r)
-        upper_y, lower_y = _lids_at(gray, nonskin, sclera, center, r, upper_mp, lower_mp, up)
+        upper_y, lower_y = _lids_at(gray, nonskin, sclera, center, r, upper_mp, lower_mp)
     else:  # no iris: closed, lids meet at MediaPipe's middle
         upper_y = lower_y = 0.5 * (upper_mp + lower_mp)
     lids = _apply(minv, np.array([[center[0], upper_y], [center[0], lower_y]]))

@@ -181,7 +181,6 @@ class DrawnEye:
     outer_left: bool = True
     iris_aspect: float = 1.0  # the iris's height over its width (< 1: seen from below or above)
     skin_ring: bool = False  # a skin-coloured ring round the pupil (0.4-0.8 iris radii), as a light iris's bright one
-    lash_px: float = 0.0  # a dark lash line this thick just above the upper margin (the margin stays ``upper_y``)
 
     def upper_y(self, x: np.ndarray | float) -> np.ndarray:
         u = np.clip((np.asarray(x, float) - self.cx) / self.half_width, -1, 1)
@@ -193,10 +192,7 @@ class DrawnEye:
 
 
 def _paint(img: np.ndarray, xx: np.ndarray, yy: np.ndarray, eye: DrawnEye) -> None:
-    across = np.abs(xx - eye.cx) < eye.half_width
-    inside = across & (yy > eye.upper_y(xx)) & (yy < eye.lower_y(xx))
-    if eye.lash_px > 0:
-        img[across & (yy <= eye.upper_y(xx)) & (yy > eye.upper_y(xx) - eye.lash_px)] = LASH_RGB
+    inside = (np.abs(xx - eye.cx) < eye.half_width) & (yy > eye.upper_y(xx)) & (yy < eye.lower_y(xx))
     img[inside] = SCLERA
     if eye.iris is not None:
         r2 = (xx - eye.iris[0]) ** 2 + ((yy - eye.iris[1]) / eye.iris_aspect) ** 2
