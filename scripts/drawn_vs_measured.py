@@ -14,6 +14,7 @@ A second table splits the mask's gaze error (mask - original, frames where both 
 the original's gaze yaw into two terms: "pose", the mask's gaze computed from the drawn iris
 centres (what MediaPipe's landmarks and the per-video eyeball on the template contribute), and
 "locator", the rest (where the eye stage finds the drawn iris); mean and mean absolute value.
+A third table splits the pitch difference the same way, over all those frames, per eye.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def main() -> None:
     args = [Path(a) for a in sys.argv[1:]]
     if not args or len(args) % 2:
         raise SystemExit(__doc__)
-    rows, split = [], []
+    rows, split, pitch_split = [], [], []
     for original, masked in zip(args[::2], args[1::2]):
         _, eyes, fit = reconstruct(original, probe_video(original))
         drawn = np.stack([rendering.limbus_centers_px(fit.frame(i)) for i in range(len(fit))])
@@ -50,6 +51,12 @@ def main() -> None:
         pose_fit = fit_face(track, dataclasses.replace(read, iris_center_px=drawn.astype(read.iris_center_px.dtype)))
         both = ok & mask_fit.tracked[:, None]
         for e, name in enumerate(("R", "L")):
+            sel = both[:, e]
+            total = (mask_fit.gaze_pitch_deg - fit.gaze_pitch_deg)[sel, e]
+            pose = (pose_fit.gaze_pitch_deg - fit.gaze_pitch_deg)[sel, e]
+            loc = (mask_fit.gaze_pitch_deg - pose_fit.gaze_pitch_deg)[sel, e]
+            pitch_split.append(f"| {original.name} | {name} | {sel.sum()} | {total.mean():+.2f} / {np.abs(total).mean():.2f}"
+                               f" | {pose.mean():+.2f} / {np.abs(pose).mean():.2f} | {loc.mean():+.2f} / {np.abs(loc).mean():.2f} |")
             yaw = fit.gaze_yaw_deg[both[:, e], e]
             pose = (pose_fit.gaze_yaw_deg - fit.gaze_yaw_deg)[both[:, e], e]
             loc = (mask_fit.gaze_yaw_deg - pose_fit.gaze_yaw_deg)[both[:, e], e]
@@ -64,6 +71,9 @@ def main() -> None:
     print("\n| original | eye | original's yaw (deg) | frames | pose: mean / MAE (deg) | locator: mean / MAE (deg) |")
     print("|---|---|---|---|---|---|")
     print("\n".join(split))
+    print("\n| original | eye | frames | pitch, mask - original: mean / MAE (deg) | pose: mean / MAE | locator: mean / MAE |")
+    print("|---|---|---|---|---|---|")
+    print("\n".join(pitch_split))
 
 
 if __name__ == "__main__":

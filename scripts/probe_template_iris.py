@@ -42,16 +42,19 @@ def frames_for(gaze_yaw: float, gaze_pitch: float, upper_mm: float, lower_mm: fl
 
 
 def clip(cache: Path, gy: float, gp: float, up: float, lo: float, seconds: float):
-    name = cache / f"y{gy:+.0f}_p{gp:+.0f}_u{up:.1f}_l{lo:.1f}_{seconds:.0f}s"
+    # (not Path.with_suffix: the name's decimal points would be taken for a suffix, and clips
+    # differing only after the last one, e.g. the lower lid or the length, would share a file)
+    stem = f"y{gy:+.0f}_p{gp:+.0f}_u{up:.1f}_l{lo:.1f}_{seconds:g}s"
+    video, landmarks = cache / f"{stem}.mp4", cache / f"{stem}.npz"
     frames = frames_for(gy, gp, up, lo, seconds)
-    if not name.with_suffix(".npz").exists():
-        with rendering.AvatarRenderer(W, H) as r, VideoWriter(name.with_suffix(".mp4"), W, H, Fraction(1, 15360), Fraction(FPS)) as w:
+    if not landmarks.exists():
+        with rendering.AvatarRenderer(W, H) as r, VideoWriter(video, W, H, Fraction(1, 15360), Fraction(FPS)) as w:
             for i, f in enumerate(frames):
                 w.write(r.render(f), i * 512)
-        track, _ = measure(name.with_suffix(".mp4"))
-        np.savez(name.with_suffix(".npz"), points=track.points_px)
-    points = np.load(name.with_suffix(".npz"))["points"]
-    return name.with_suffix(".mp4"), frames, points
+        track, _ = measure(video)
+        np.savez(landmarks, points=track.points_px)
+    points = np.load(landmarks)["points"]
+    return video, frames, points
 
 
 def eye_frame_errors(rgb_iter, frames, points):
