@@ -35,10 +35,7 @@ LID_APEXES = ((159, 145), (386, 374))  # upper, lower lid apex landmarks per eye
 EYE_REFERENCE = ((35, 245), (265, 465))
 # Per-eye (x, y) shift (head cm) of the eyeball centres so that MediaPipe on our rendered template,
 # the one face whose truth we know, reads its primary gaze as 0 (scripts/calibrate_template_eyes.py).
-# x: rerun in session 13 on its code (the left eye had drifted to -1.0 deg); y: session 2's (the
-# held protocol's symmetric lids do not represent the lid-middle convention on real clips: rerun,
-# its y would add ~2.8 deg of pitch bias there; docs/benchmarks.md, sessions 12 and 13).
-PRIMARY_GAZE_OFFSET_CM = np.array([[-0.048, 0.096], [-0.143, 0.135]])
+PRIMARY_GAZE_OFFSET_CM = np.array([[-0.051, 0.096], [-0.124, 0.135]])
 # Eyeball centre depth behind the corner midpoint, in eyeball radii (cornea apex ~0.45 R ahead).
 EYEBALL_DEPTH_RADII = 0.55
 # Eyes turn at most ~50 deg from straight ahead (ductions); a reading beyond that is an iris deep in
