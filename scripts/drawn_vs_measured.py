@@ -57,9 +57,9 @@ def main() -> None:
             loc = (mask_fit.gaze_pitch_deg - pose_fit.gaze_pitch_deg)[sel, e]
             pitch_split.append(f"| {original.name} | {name} | {sel.sum()} | {total.mean():+.2f} / {np.abs(total).mean():.2f}"
                                f" | {pose.mean():+.2f} / {np.abs(pose).mean():.2f} | {loc.mean():+.2f} / {np.abs(loc).mean():.2f} |")
-            yaw = fit.gaze_yaw_deg[both[:, e], e]
-            pose = (pose_fit.gaze_yaw_deg - fit.gaze_yaw_deg)[both[:, e], e]
-            loc = (mask_fit.gaze_yaw_deg - pose_fit.gaze_yaw_deg)[both[:, e], e]
+            yaw = fit.gaze_yaw_deg[sel, e]
+            pose = (pose_fit.gaze_yaw_deg - fit.gaze_yaw_deg)[sel, e]
+            loc = (mask_fit.gaze_yaw_deg - pose_fit.gaze_yaw_deg)[sel, e]
             for lo, hi in zip(YAW_BINS[:-1], YAW_BINS[1:]):
                 s = (yaw >= lo) & (yaw < hi)
                 if s.sum() >= 5:
