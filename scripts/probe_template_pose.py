@@ -1,6 +1,6 @@
 """MediaPipe's head pose on the rendered mask against the pose the mask was drawn with.
 
-    python scripts/probe_template_pose.py VIDEO [VIDEO ...] [--lead 0 0.5 ...]
+    python scripts/probe_template_pose.py VIDEO [VIDEO ...] [--lead 0 0.5 ...] [--still-face] [--still-eyes]
 
 For each video: reconstructs it as ``mask`` does, renders the template with that fit (the real
 motion: head, expression, eyes), tracks the rendering with MediaPipe and fits the head pose to its
@@ -10,11 +10,17 @@ centre projected with that pose against where it was drawn (image px; mean and S
 the correlation of the error with the head's image velocity: MediaPipe's landmark filter trails a
 moving head, so without a lead the error follows the velocity. Every pixel here is ~3.5 deg of gaze
 at a 100 px eye distance (the mask's gaze is read against this pose).
+
+``--still-face`` renders the template without the face's motion (brows, mouth, cheeks: the
+expression held at zero) and ``--still-eyes`` with both eyes straight ahead and the lids held at
+the renderer's neutral opening; with both, the template is a rigid head that only moves as the
+video's head moves, so what is left is MediaPipe's error on a rigid rendered head.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import tempfile
 from fractions import Fraction
 from pathlib import Path
@@ -23,13 +29,27 @@ import numpy as np
 
 from digital_mask import _template, fitting, rendering
 from digital_mask.io import VideoWriter, probe_video
+from digital_mask.types import AvatarFrame
 from digital_mask.pipeline import measure, reconstruct
+
+
+def held(frame: AvatarFrame, still_face: bool, still_eyes: bool) -> AvatarFrame:
+    """The frame with the face's motion and/or the eyes held still (the head's pose unchanged)."""
+    if still_face:
+        frame = dataclasses.replace(frame, expression_cm=np.zeros_like(frame.expression_cm))
+    if still_eyes:
+        frame = dataclasses.replace(
+            frame, gaze_yaw_deg=np.zeros(2), gaze_pitch_deg=np.zeros(2),
+            upper_lid_mm=np.full(2, rendering.NEUTRAL_UPPER_LID_MM), lower_lid_mm=np.full(2, rendering.NEUTRAL_LOWER_LID_MM))
+    return frame
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("videos", nargs="+", type=Path)
     ap.add_argument("--lead", type=float, nargs="+", default=[0.0, fitting.POSE_LEAD_FRAMES])
+    ap.add_argument("--still-face", action="store_true", help="no expression motion")
+    ap.add_argument("--still-eyes", action="store_true", help="eyes straight ahead, lids at the neutral opening")
     args = ap.parse_args()
     balls = _template.EYEBALL_CENTERS_CM
     print("| video | lead (frames) | R x: mean, SD | R y: mean, SD | L x: mean, SD | L y: mean, SD | corr(y err, y velocity) R / L |")
@@ -41,7 +61,7 @@ def main() -> None:
             out = Path(tmp) / "mask.mp4"
             with rendering.AvatarRenderer(w, h) as r, VideoWriter(out, w, h, Fraction(1, 15360), Fraction(30)) as wr:
                 for i in range(len(fit)):
-                    wr.write(r.render(fit.frame(i)), i * 512)
+                    wr.write(r.render(held(fit.frame(i), args.still_face, args.still_eyes)), i * 512)
             track, eyes = measure(out)
 
         def at_eyeballs(f, frames):  # the template's eyeball centres under a fit's pose, image px
