@@ -14,7 +14,9 @@ A second table splits the mask's gaze error (mask - original, frames where both 
 the original's gaze yaw into two terms: "pose", the mask's gaze computed from the drawn iris
 centres (what MediaPipe's landmarks and the per-video eyeball on the template contribute), and
 "locator", the rest (where the eye stage finds the drawn iris); mean and mean absolute value.
-A third table splits the pitch difference the same way, over all those frames, per eye.
+A third table splits the pitch difference the same way, over all those frames, per eye, and a
+fourth splits it by the original's gaze yaw as the second does the yaw (a turned iris, deep in a
+canthus, is where the locator's pitch errs most).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ def main() -> None:
     args = [Path(a) for a in sys.argv[1:]]
     if not args or len(args) % 2:
         raise SystemExit(__doc__)
-    rows, split, pitch_split = [], [], []
+    rows, split, pitch_split, pitch_by_yaw = [], [], [], []
     for original, masked in zip(args[::2], args[1::2]):
         _, eyes, fit = reconstruct(original, probe_video(original))
         drawn = np.stack([rendering.limbus_centers_px(fit.frame(i)) for i in range(len(fit))])
@@ -58,13 +60,14 @@ def main() -> None:
             pitch_split.append(f"| {original.name} | {name} | {sel.sum()} | {total.mean():+.2f} / {np.abs(total).mean():.2f}"
                                f" | {pose.mean():+.2f} / {np.abs(pose).mean():.2f} | {loc.mean():+.2f} / {np.abs(loc).mean():.2f} |")
             yaw = fit.gaze_yaw_deg[sel, e]
-            pose = (pose_fit.gaze_yaw_deg - fit.gaze_yaw_deg)[sel, e]
-            loc = (mask_fit.gaze_yaw_deg - pose_fit.gaze_yaw_deg)[sel, e]
-            for lo, hi in zip(YAW_BINS[:-1], YAW_BINS[1:]):
-                s = (yaw >= lo) & (yaw < hi)
-                if s.sum() >= 5:
-                    split.append(f"| {original.name} | {name} | [{lo}, {hi}) | {s.sum()} | {pose[s].mean():+.2f} / {np.abs(pose[s]).mean():.2f}"
-                                 f" | {loc[s].mean():+.2f} / {np.abs(loc[s]).mean():.2f} |")
+            for table, angle in ((split, "gaze_yaw_deg"), (pitch_by_yaw, "gaze_pitch_deg")):
+                pose = (getattr(pose_fit, angle) - getattr(fit, angle))[sel, e]
+                loc = (getattr(mask_fit, angle) - getattr(pose_fit, angle))[sel, e]
+                for lo, hi in zip(YAW_BINS[:-1], YAW_BINS[1:]):
+                    s = (yaw >= lo) & (yaw < hi)
+                    if s.sum() >= 5:
+                        table.append(f"| {original.name} | {name} | [{lo}, {hi}) | {s.sum()} | {pose[s].mean():+.2f} / {np.abs(pose[s]).mean():.2f}"
+                                     f" | {loc[s].mean():+.2f} / {np.abs(loc[s]).mean():.2f} |")
     print("| original | R dx | R dy | L dx | L dy | upper lid R / L (mm) |")
     print("|---|---|---|---|---|---|")
     print("\n".join(rows))
@@ -74,6 +77,9 @@ def main() -> None:
     print("\n| original | eye | frames | pitch, mask - original: mean / MAE (deg) | pose: mean / MAE | locator: mean / MAE |")
     print("|---|---|---|---|---|---|")
     print("\n".join(pitch_split))
+    print("\n| original | eye | original's yaw (deg) | frames | pitch pose: mean / MAE (deg) | pitch locator: mean / MAE (deg) |")
+    print("|---|---|---|---|---|---|")
+    print("\n".join(pitch_by_yaw))
 
 
 if __name__ == "__main__":
