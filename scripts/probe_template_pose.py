@@ -12,9 +12,12 @@ moving head, so without a lead the error follows the velocity. Every pixel here 
 at a 100 px eye distance (the mask's gaze is read against this pose).
 
 ``--still-face`` renders the template without the face's motion (brows, mouth, cheeks: the
-expression held at zero) and ``--still-eyes`` with both eyes straight ahead and the lids held at
-the renderer's neutral opening; with both, the template is a rigid head that only moves as the
-video's head moves, so what is left is MediaPipe's error on a rigid rendered head.
+expression held at zero) and ``--still-eyes`` with both eyes straight ahead and the lids held
+(MRD1 4 mm, MRD2 5 mm); with both, the template is a rigid head that only moves as the
+video's head moves, so what is left is MediaPipe's error on a rigid rendered head. With
+``--still-eyes`` a second table gives the gaze the measurement reads on those still eyes (each
+eye's yaw and pitch: mean absolute deviation from its own median, frames where it sees the eye;
+drawn: 0 in every frame), i.e. the instrument's own gaze error on such a head.
 """
 
 from __future__ import annotations
@@ -33,6 +36,11 @@ from digital_mask.types import AvatarFrame
 from digital_mask.pipeline import measure, reconstruct
 
 
+# MRD1 and MRD2 (mm) of the still eyes: an ordinary opening, the iris's top just under the upper lid
+# (as scripts/probe_template_lids.py holds the lower lid)
+STILL_LIDS_MM = (4.0, 5.0)
+
+
 def held(frame: AvatarFrame, still_face: bool, still_eyes: bool) -> AvatarFrame:
     """The frame with the face's motion and/or the eyes held still (the head's pose unchanged)."""
     if still_face:
@@ -40,7 +48,7 @@ def held(frame: AvatarFrame, still_face: bool, still_eyes: bool) -> AvatarFrame:
     if still_eyes:
         frame = dataclasses.replace(
             frame, gaze_yaw_deg=np.zeros(2), gaze_pitch_deg=np.zeros(2),
-            upper_lid_mm=np.full(2, rendering.NEUTRAL_UPPER_LID_MM), lower_lid_mm=np.full(2, rendering.NEUTRAL_LOWER_LID_MM))
+            upper_lid_mm=np.full(2, STILL_LIDS_MM[0]), lower_lid_mm=np.full(2, STILL_LIDS_MM[1]))
     return frame
 
 
@@ -49,9 +57,10 @@ def main() -> None:
     ap.add_argument("videos", nargs="+", type=Path)
     ap.add_argument("--lead", type=float, nargs="+", default=[0.0, fitting.POSE_LEAD_FRAMES])
     ap.add_argument("--still-face", action="store_true", help="no expression motion")
-    ap.add_argument("--still-eyes", action="store_true", help="eyes straight ahead, lids at the neutral opening")
+    ap.add_argument("--still-eyes", action="store_true", help="eyes straight ahead, lids held (MRD1 4, MRD2 5 mm)")
     args = ap.parse_args()
     balls = _template.EYEBALL_CENTERS_CM
+    still_gaze = []
     print("| video | lead (frames) | R x: mean, SD | R y: mean, SD | L x: mean, SD | L y: mean, SD | corr(y err, y velocity) R / L |")
     print("|---|---|---|---|---|---|---|")
     for video in args.videos:
@@ -78,7 +87,16 @@ def main() -> None:
             cells = [f"{err[:, e, k].mean():+.2f}, {err[:, e, k].std():.2f}" for e in range(2) for k in range(2)]
             corr = " / ".join(f"{np.corrcoef(velocity[:, e, 1], err[:, e, 1])[0, 1]:+.2f}" for e in range(2))
             print(f"| {video.name} | {lead:g} | " + " | ".join(cells) + f" | {corr} |")
+            if args.still_eyes:
+                seen = read.tracked[:, None] & fit.tracked[:, None] & eyes.valid
+                gaze = [np.abs(a[seen[:, e], e] - np.median(a[seen[:, e], e])).mean()
+                        for e in range(2) for a in (read.gaze_yaw_deg, read.gaze_pitch_deg)]
+                still_gaze.append(f"| {video.name} | {lead:g} | " + " | ".join(f"{g:.2f}" for g in gaze) + " |")
         fitting.POSE_LEAD_FRAMES = default
+    if still_gaze:
+        print("\n| video | lead (frames) | R yaw | R pitch | L yaw | L pitch (deg: mean absolute deviation from the median) |")
+        print("|---|---|---|---|---|---|")
+        print("\n".join(still_gaze))
 
 
 if __name__ == "__main__":
