@@ -32,8 +32,8 @@ import numpy as np
 
 from digital_mask import _template, fitting, rendering
 from digital_mask.io import VideoWriter, probe_video
-from digital_mask.types import AvatarFrame
 from digital_mask.pipeline import measure, reconstruct
+from digital_mask.types import AvatarFrame
 
 
 # MRD1 and MRD2 (mm) of the still eyes: an ordinary opening, the iris's top just under the upper lid
