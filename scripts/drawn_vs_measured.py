@@ -68,18 +68,19 @@ def main() -> None:
                     if s.sum() >= 5:
                         table.append(f"| {original.name} | {name} | [{lo}, {hi}) | {s.sum()} | {pose[s].mean():+.2f} / {np.abs(pose[s]).mean():.2f}"
                                      f" | {loc[s].mean():+.2f} / {np.abs(loc[s]).mean():.2f} |")
-    print("| original | R dx | R dy | L dx | L dy | upper lid R / L (mm) |")
-    print("|---|---|---|---|---|---|")
-    print("\n".join(rows))
-    print("\n| original | eye | original's yaw (deg) | frames | pose: mean / MAE (deg) | locator: mean / MAE (deg) |")
-    print("|---|---|---|---|---|---|")
-    print("\n".join(split))
-    print("\n| original | eye | frames | pitch, mask - original: mean / MAE (deg) | pose: mean / MAE | locator: mean / MAE |")
-    print("|---|---|---|---|---|---|")
-    print("\n".join(pitch_split))
-    print("\n| original | eye | original's yaw (deg) | frames | pitch pose: mean / MAE (deg) | pitch locator: mean / MAE (deg) |")
-    print("|---|---|---|---|---|---|")
-    print("\n".join(pitch_by_yaw))
+    by_yaw = ("original", "eye", "original's yaw (deg)", "frames")
+    tables = (
+        (("original", "R dx", "R dy", "L dx", "L dy", "upper lid R / L (mm)"), rows),
+        (by_yaw + ("pose: mean / MAE (deg)", "locator: mean / MAE (deg)"), split),
+        (("original", "eye", "frames", "pitch, mask - original: mean / MAE (deg)", "pose: mean / MAE", "locator: mean / MAE"), pitch_split),
+        (by_yaw + ("pitch pose: mean / MAE (deg)", "pitch locator: mean / MAE (deg)"), pitch_by_yaw),
+    )
+    print("\n\n".join(markdown_table(head, body) for head, body in tables))
+
+
+def markdown_table(head: tuple[str, ...], rows: list[str]) -> str:
+    """A Markdown table: the header, its rule and the rows (each already a ``| ... |`` line)."""
+    return "\n".join([f"| {' | '.join(head)} |", "|---" * len(head) + "|", *rows])
 
 
 if __name__ == "__main__":
