@@ -13,10 +13,12 @@ masked (``pipeline.mask_video``), the simulated original is measured from the ma
   the piece (the control). Paired frame by frame (the simulator keeps every frame and its
   timestamp), medians over frames where the eye(s) are open in both videos and the truth says the
   condition is shown. Strabismus: deviation change in prism dioptres along the simulated axis;
-  nystagmus: spectral peak frequency (``metrics.detect_nystagmus``; mean over the eyes where it
-  found nystagmus, else the more prominent of the two eyes' strongest peaks) and amplitude (the least-squares
-  gain of the measured gaze change on the truth waveform, times the truth's peak-to-peak); ptosis and
-  retraction: MRD1 change in mm.
+  nystagmus: the frequency the measurement reports (``metrics.detect_nystagmus``; mean over the
+  eyes where it found nystagmus; a case it missed on both eyes has no frequency, its miss counts in
+  the diagnosis, and the more prominent of its two eyes' strongest peaks is kept apart, as
+  ``peak_abs_error_*``) and amplitude (the least-squares gain of the measured gaze change on the
+  truth waveform, times the truth's peak-to-peak); ptosis and retraction: MRD1 change in mm.
+  Strabismus and nystagmus also count the cases within ``ERROR_BOUNDS`` of the truth.
 * **an automated diagnosis** per case and eye (``diagnose``; thresholds in ``THRESHOLDS``), from
   the original and from the mask, with no knowledge of the truth (all frames open in both the case
   and its baseline);
@@ -44,7 +46,8 @@ the absolute clinical flags of ``metrics.diagnosis_flags`` (controls included) a
 them. A case whose condition the simulator could show in fewer than half of its frames (eyes too
 small, closed, or turned too far) is left out with a note.
 
-Cache: ``CACHE/pieces`` (the pieces), ``CACHE/selection`` (the piece choice per clip),
+Cache: ``CACHE/pieces`` (the pieces), ``CACHE/selection`` (the piece choice per clip; both keyed by
+a hash of the clip's bytes, so a copied clip finds them),
 ``CACHE/cases/<case>/`` (simulated clip + truth, keyed by a hash of the simulator and measurement
 code; mask and both measurements, keyed by a hash of the whole masking code), so a rerun with
 unchanged code only recomputes the statistics. Simulated clips show the real person: the cache
@@ -86,6 +89,8 @@ CONDITIONS = ("strabismus", "nystagmus", "ptosis", "retraction")
 UNITS = {"strabismus": "prism dioptres (deviation change)", "nystagmus": "Hz (frequency)",
          "ptosis": "mm (MRD1 change)", "retraction": "mm (MRD1 change)"}
 LID_CHANGE_MM = 1.0  # |MRD1 change| at or above this = ptosis (down) / retraction (up)
+# Per-case error bounds of issue 5's "done when" (3 PD of deviation, 0.3 Hz of nystagmus frequency).
+ERROR_BOUNDS = {"strabismus": 3.0, "nystagmus": 0.3}
 MIN_FRAMES = 10  # fewer usable frames: not measurable
 PIECE_SECONDS = 3.0
 MIN_PIECE_SECONDS = 2.0
@@ -409,16 +414,20 @@ def case_errors(truth: dict, case_orig: dict, base_orig: dict, sum_orig: dict,
         off = yaw_off if cond["axis"] == "horizontal" else pitch_off
         for side, (c, b, s) in sides.items():
             ch = changes(c, b, s, shown)
-            # the frequency the measurement reports: of the eyes where it found nystagmus; where it
-            # found none, of the more prominent of the two eyes' strongest peaks (so a missed case
-            # still has an error; an average of two unrelated peaks would be neither's frequency)
+            # the frequency the measurement reports: of the eyes where it found nystagmus. A case it
+            # found on neither eye has none (the miss counts in the diagnosis); the more prominent of
+            # the two eyes' strongest peaks is kept apart (an average of two unrelated peaks would be
+            # neither's frequency)
             found = [e for e in EYE_NAMES if ch["nystagmus"][e] and ch["nystagmus_hz"][e] is not None]
             peaks = [e for e in EYE_NAMES if ch["nystagmus_hz"][e] is not None]
-            if not found and peaks:
-                found = [max(peaks, key=lambda e: ch["nystagmus_prominence"][e] or 0.0)]
             hz = [ch["nystagmus_hz"][e] for e in found]
+            if not hz and peaks:
+                peak = ch["nystagmus_hz"][max(peaks, key=lambda e: ch["nystagmus_prominence"][e] or 0.0)]
+            else:
+                peak = float(np.mean(hz)) if hz else None
             out[f"measured_{side}"] = round(float(np.mean(hz)), 3) if hz else None
             out[f"abs_error_{side}"] = round(abs(float(np.mean(hz)) - f0), 3) if hz else None
+            out[f"peak_abs_error_{side}"] = None if peak is None else round(abs(peak - f0), 3)
             gains = []
             n = min(len(c["time_s"]), len(b["time_s"]), len(off))
             for e, eye in enumerate(EYE_NAMES):
@@ -501,8 +510,16 @@ def aggregate(rows: list[dict], *, prefix: str = "", controls: bool = False) -> 
             "threshold": THRESHOLDS[cond],
         }
         if cond == "nystagmus":
+            c["abs_error_incl_missed_original"] = mean_abs("peak_abs_error_original")
+            c["abs_error_incl_missed_mask"] = mean_abs("peak_abs_error_mask")
             c["abs_error_amplitude_original_deg"] = mean_abs("amplitude_abs_error_original_deg")
             c["abs_error_amplitude_mask_deg"] = mean_abs("amplitude_abs_error_mask_deg")
+        if cond in ERROR_BOUNDS:
+            c["error_bound"] = ERROR_BOUNDS[cond]
+            for side in ("original", "mask"):
+                v = [e[f"abs_error_{side}"] for e in errs if e.get(f"abs_error_{side}") is not None]
+                c[f"cases_read_{side}"] = len(v)
+                c[f"within_bound_{side}"] = sum(1 for x in v if x <= ERROR_BOUNDS[cond])
         out[cond] = c
     return out
 
@@ -548,8 +565,13 @@ def _atomic_json(path: Path, data: object) -> None:
 
 
 def _clip_key(path: Path) -> str:
-    st = path.stat()
-    return f"{path.stem}-{st.st_size}-{st.st_mtime_ns}"
+    """The clip's name and a hash of its bytes: a copied clip (new mtime) still finds its cache, an
+    edited one never reads a stale one."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return f"{path.stem}-{h.hexdigest()[:16]}"
 
 
 def select_piece(clip: Path, cache: Path, fp: dict[str, str], seconds: float, progress: ProgressFn | None) -> dict:
@@ -930,14 +952,20 @@ def _eye_crop(rgb: np.ndarray) -> tuple[slice, slice]:
 def markdown_table(report: dict) -> str:
     """The benchmark table of a report (Markdown)."""
     lines = ["| condition | items (positives) | kappa orig vs mask | accuracy original | accuracy mask | "
-             "abs error original | abs error mask | unit |", "|---|---|---|---|---|---|---|---|"]
+             "abs error original | abs error mask | cases within bound: original; mask | unit |",
+             "|---|---|---|---|---|---|---|---|---|"]
 
     def f(v: object, nd: int = 2) -> str:
         return "n/a" if v is None else f"{v:.{nd}f}"
 
     for cond, c in report["conditions"].items():
+        within = "n/a"
+        if "error_bound" in c:
+            within = (f"{c['within_bound_original']} of {c['cases_read_original']}; "
+                      f"{c['within_bound_mask']} of {c['cases_read_mask']} (<= {c['error_bound']:g})")
         lines.append(f"| {cond} | {c['items']} ({c['positives_truth']}) | {f(c['kappa'])} | {f(c['accuracy_original'])} | "
-                     f"{f(c['accuracy_mask'])} | {f(c['abs_error_original'])} | {f(c['abs_error_mask'])} | {c['unit']} |")
+                     f"{f(c['accuracy_mask'])} | {f(c['abs_error_original'])} | {f(c['abs_error_mask'])} | {within} | "
+                     f"{c['unit']} |")
     return "\n".join(lines) + "\n"
 
 

@@ -214,6 +214,39 @@ def test_case_errors_nystagmus_gain():
     assert e["amplitude_abs_error_mask_deg"] == pytest.approx(3.0)
 
 
+def test_case_errors_nystagmus_missed_has_no_frequency():
+    # the mask shows only a 1.4 deg peak-to-peak rhythm (under the detector's 2 deg): a miss, not a
+    # frequency; its strongest peak is kept apart
+    n = 60
+    truth = _truth("nystagmus", n=n, frequency_hz=4.0, amplitude_pp_deg=6.0, axis="horizontal")
+    w = np.asarray(truth["per_frame"]["gaze_yaw_offset_deg"])[:, 0]
+    base = _table(n)
+    case_o, case_m = _table(n), _table(n)
+    for name in ("right", "left"):
+        case_o[f"{name}_gaze_yaw_deg"] = w.copy()
+        case_m[f"{name}_gaze_yaw_deg"] = 0.23 * w
+    e = case_errors(truth, case_o, base, _summary(False), case_m, base, _summary(False))
+    assert e["measured_original"] == pytest.approx(4.0, abs=0.1)
+    assert e["abs_error_original"] == pytest.approx(e["peak_abs_error_original"])
+    assert e["measured_mask"] is None and e["abs_error_mask"] is None
+    assert e["peak_abs_error_mask"] < 0.1  # the sub-threshold peak is still at 4 Hz
+
+
+def test_aggregate_error_bounds():
+    truth = truth_labels({"name": "nystagmus"})
+    rows = [{"condition": "nystagmus", "truth_diagnosis": truth, "diagnosis_original": truth, "diagnosis_mask": truth,
+             "errors": {"condition": "nystagmus", "abs_error_original": o, "abs_error_mask": m,
+                        "peak_abs_error_original": o, "peak_abs_error_mask": 5.0 if m is None else m}}
+            for o, m in ((0.1, 0.2), (0.5, None), (0.0, 0.3))]
+    nys = aggregate(rows)["nystagmus"]
+    assert nys["error_bound"] == pytest.approx(0.3)
+    assert (nys["cases_read_original"], nys["within_bound_original"]) == (3, 2)
+    assert (nys["cases_read_mask"], nys["within_bound_mask"]) == (2, 2)  # 0.3 is within
+    assert nys["abs_error_mask"] == pytest.approx(0.25)
+    assert nys["abs_error_incl_missed_mask"] == pytest.approx(5.5 / 3, abs=1e-3)
+    assert "error_bound" not in aggregate(rows)["ptosis"]
+
+
 def test_aggregate_layout_and_values():
     neg = truth_labels(None)
     pos = truth_labels({"name": "ptosis", "eye": "right"})
