@@ -86,7 +86,7 @@ from .types import EYE_NAMES
 log = logging.getLogger(__name__)
 
 CONDITIONS = ("strabismus", "nystagmus", "ptosis", "retraction")
-UNITS = {"strabismus": "prism dioptres (deviation change)", "nystagmus": "Hz (frequency)",
+UNITS = {"strabismus": "prism dioptres (deviation change)", "nystagmus": "Hz (frequency, cases where it was found)",
          "ptosis": "mm (MRD1 change)", "retraction": "mm (MRD1 change)"}
 LID_CHANGE_MM = 1.0  # |MRD1 change| at or above this = ptosis (down) / retraction (up)
 # Per-case error bounds of issue 5's "done when" (3 PD of deviation, 0.3 Hz of nystagmus frequency).
@@ -421,10 +421,12 @@ def case_errors(truth: dict, case_orig: dict, base_orig: dict, sum_orig: dict,
             found = [e for e in EYE_NAMES if ch["nystagmus"][e] and ch["nystagmus_hz"][e] is not None]
             peaks = [e for e in EYE_NAMES if ch["nystagmus_hz"][e] is not None]
             hz = [ch["nystagmus_hz"][e] for e in found]
-            if not hz and peaks:
+            if hz:
+                peak = float(np.mean(hz))
+            elif peaks:
                 peak = ch["nystagmus_hz"][max(peaks, key=lambda e: ch["nystagmus_prominence"][e] or 0.0)]
             else:
-                peak = float(np.mean(hz)) if hz else None
+                peak = None
             out[f"measured_{side}"] = round(float(np.mean(hz)), 3) if hz else None
             out[f"abs_error_{side}"] = round(abs(float(np.mean(hz)) - f0), 3) if hz else None
             out[f"peak_abs_error_{side}"] = None if peak is None else round(abs(peak - f0), 3)
