@@ -23,7 +23,8 @@ masked (``pipeline.mask_video``), the simulated original is measured from the ma
   the original and from the mask, with no knowledge of the truth (all frames open in both the case
   and its baseline);
 * per condition: Cohen's kappa between original and mask, accuracy of each against the truth,
-  mean absolute errors;
+  mean absolute errors; 95 % intervals of kappa and of the accuracy gap (``bootstrap_ci95``,
+  whole cases resampled);
 * the paper's accuracy metric (``RunSummary.accuracy_pct``: eyeball and eyelid error as % of the
   distance between the eye centres) of every masking run.
 
@@ -458,8 +459,42 @@ def case_errors(truth: dict, case_orig: dict, base_orig: dict, sum_orig: dict,
 # aggregate
 
 
+BOOTSTRAP_RESAMPLES = 2000
+
+
+def bootstrap_ci95(per_case: list[tuple[list, list, list]], stat, resamples: int = BOOTSTRAP_RESAMPLES,
+                   seed: int = 0) -> list[float] | None:
+    """95 % percentile interval of ``stat(original, mask, truth)`` (flat item lists) over resamples
+    of whole cases with replacement (a case's two eyes stay together; cases on one clip are not
+    independent either, so the interval is if anything too narrow). Resamples where ``stat`` is
+    undefined (NaN) are skipped; None when fewer than half are defined."""
+    if not per_case:
+        return None
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(resamples):
+        o: list = []
+        m: list = []
+        t: list = []
+        for i in rng.integers(0, len(per_case), len(per_case)):
+            o += per_case[i][0]
+            m += per_case[i][1]
+            t += per_case[i][2]
+        v = stat(o, m, t)
+        if math.isfinite(v):
+            values.append(v)
+    if len(values) < resamples / 2:
+        return None
+    return [round(float(x), 3) for x in np.percentile(values, [2.5, 97.5])]
+
+
+def _accuracy(x: list[bool], truth: list[bool]) -> float:
+    return sum(a == b for a, b in zip(x, truth)) / len(truth) if truth else float("nan")
+
+
 def aggregate(rows: list[dict], *, prefix: str = "", controls: bool = False) -> dict:
-    """Per condition: kappa (original vs mask), accuracy of each against the truth, mean abs errors.
+    """Per condition: kappa (original vs mask), accuracy of each against the truth, mean abs errors;
+    95 % intervals (``bootstrap_ci95``) of kappa and of the accuracy gap (mask minus original).
 
     ``rows``: per-case dicts with ``condition``, ``diagnosis_original``, ``diagnosis_mask``,
     ``truth_diagnosis`` (``diagnose`` layout) and ``errors`` (``case_errors``; None for controls).
@@ -469,11 +504,11 @@ def aggregate(rows: list[dict], *, prefix: str = "", controls: bool = False) -> 
     out: dict = {}
     rated = [r for r in rows if controls or r["condition"] != "control"]
     for cond in CONDITIONS:
-        orig, mask, truth = [], [], []
-        for r in rated:
-            orig += _items(r[f"{prefix}diagnosis_original"], cond)
-            mask += _items(r[f"{prefix}diagnosis_mask"], cond)
-            truth += _items(r["truth_diagnosis"], cond)
+        per_case = [(_items(r[f"{prefix}diagnosis_original"], cond), _items(r[f"{prefix}diagnosis_mask"], cond),
+                     _items(r["truth_diagnosis"], cond)) for r in rated]
+        orig = [x for o, _, _ in per_case for x in o]
+        mask = [x for _, m, _ in per_case for x in m]
+        truth = [x for _, _, t in per_case for x in t]
         n = len(truth)
         kappa = cohen_kappa(orig, mask)
         errs = [r["errors"] for r in rows if r.get("errors") and r["errors"]["condition"] == cond]
@@ -491,8 +526,10 @@ def aggregate(rows: list[dict], *, prefix: str = "", controls: bool = False) -> 
 
         c = {
             "kappa": None if not math.isfinite(kappa) else round(kappa, 3),
-            "accuracy_original": round(sum(a == t for a, t in zip(orig, truth)) / n, 3) if n else None,
-            "accuracy_mask": round(sum(a == t for a, t in zip(mask, truth)) / n, 3) if n else None,
+            "accuracy_original": round(_accuracy(orig, truth), 3) if n else None,
+            "accuracy_mask": round(_accuracy(mask, truth), 3) if n else None,
+            "kappa_ci95": bootstrap_ci95(per_case, lambda o, m, t: cohen_kappa(o, m)),
+            "accuracy_gap_ci95": bootstrap_ci95(per_case, lambda o, m, t: _accuracy(m, t) - _accuracy(o, t)),
             "abs_error_original": mean_abs("abs_error_original"),
             "abs_error_mask": mean_abs("abs_error_mask"),
             "unit": UNITS[cond],
@@ -953,8 +990,8 @@ def _eye_crop(rgb: np.ndarray) -> tuple[slice, slice]:
 
 def markdown_table(report: dict) -> str:
     """The benchmark table of a report (Markdown)."""
-    lines = ["| condition | items (positives) | kappa orig vs mask | accuracy original | accuracy mask | "
-             "abs error original | abs error mask | cases within bound: original; mask | unit |",
+    lines = ["| condition | items (positives) | kappa orig vs mask [95 % CI] | accuracy original | accuracy mask "
+             "[gap, 95 % CI] | abs error original | abs error mask | cases within bound: original; mask | unit |",
              "|---|---|---|---|---|---|---|---|---|"]
 
     def f(v: object, nd: int = 2) -> str:
@@ -965,9 +1002,11 @@ def markdown_table(report: dict) -> str:
         if "error_bound" in c:
             within = (f"{c['within_bound_original']} of {c['cases_read_original']}; "
                       f"{c['within_bound_mask']} of {c['cases_read_mask']} (<= {c['error_bound']:g})")
-        lines.append(f"| {cond} | {c['items']} ({c['positives_truth']}) | {f(c['kappa'])} | {f(c['accuracy_original'])} | "
-                     f"{f(c['accuracy_mask'])} | {f(c['abs_error_original'])} | {f(c['abs_error_mask'])} | {within} | "
-                     f"{c['unit']} |")
+        ci = c.get("kappa_ci95") or [None, None]
+        gap = c.get("accuracy_gap_ci95") or [None, None]
+        lines.append(f"| {cond} | {c['items']} ({c['positives_truth']}) | {f(c['kappa'])} [{f(ci[0])}, {f(ci[1])}] | "
+                     f"{f(c['accuracy_original'])} | {f(c['accuracy_mask'])} [{f(gap[0], 3)}, {f(gap[1], 3)}] | "
+                     f"{f(c['abs_error_original'])} | {f(c['abs_error_mask'])} | {within} | {c['unit']} |")
     return "\n".join(lines) + "\n"
 
 
@@ -986,6 +1025,6 @@ def write_report_json(report: dict, path: Path | str) -> Path:
 
 __all__ = [
     "CONDITIONS", "Case", "LID_CHANGE_MM", "THRESHOLDS", "aggregate", "build_grid", "case_errors", "changes",
-    "absolute_diagnosis", "choose_piece", "clip_grid", "code_fingerprints", "cohen_kappa", "diagnose", "evaluate_fidelity",
+    "absolute_diagnosis", "bootstrap_ci95", "choose_piece", "clip_grid", "code_fingerprints", "cohen_kappa", "diagnose", "evaluate_fidelity",
     "markdown_table", "public_report", "shifted_copy", "truth_labels", "write_case_images", "write_report_json",
 ]

@@ -14,6 +14,7 @@ from digital_mask.fidelity import (
     Case,
     absolute_diagnosis,
     aggregate,
+    bootstrap_ci95,
     build_grid,
     case_errors,
     changes,
@@ -247,6 +248,23 @@ def test_aggregate_error_bounds():
     assert "error_bound" not in aggregate(rows)["ptosis"]
 
 
+def test_bootstrap_ci95_known_answers():
+    # raters agree on every item: kappa is 1 in every resample where it is defined
+    agree = [([x, not x], [x, not x], [x, not x]) for x in [True] * 5 + [False] * 15]
+    assert bootstrap_ci95(agree, lambda o, m, t: cohen_kappa(o, m)) == [1.0, 1.0]
+    # one label for everything: kappa undefined everywhere -> no interval
+    same = [([False], [False], [False])] * 20
+    assert bootstrap_ci95(same, lambda o, m, t: cohen_kappa(o, m)) is None
+    # the mask wrong on 5 of 20 cases: gap -0.25; the interval brackets it, and the binomial SE
+    # (sqrt(0.25 * 0.75 / 20) = 0.097) sets its width (~ +-1.96 SE)
+    cases = [([True], [i >= 5], [True]) for i in range(20)]
+    lo, hi = bootstrap_ci95(cases, lambda o, m, t: sum(a == b for a, b in zip(m, t)) / len(t)
+                            - sum(a == b for a, b in zip(o, t)) / len(t))
+    assert lo < -0.25 < hi
+    assert 0.3 < hi - lo < 0.5
+    assert bootstrap_ci95([], lambda o, m, t: 0.0) is None
+
+
 def test_aggregate_layout_and_values():
     neg = truth_labels(None)
     pos = truth_labels({"name": "ptosis", "eye": "right"})
@@ -272,6 +290,8 @@ def test_aggregate_layout_and_values():
     assert p["accuracy_mask"] == pytest.approx(3 / 4)
     assert p["abs_error_original"] == pytest.approx(0.3)
     assert p["abs_error_mask"] == pytest.approx(1.0)
+    lo, hi = p["accuracy_gap_ci95"]
+    assert lo <= -0.25 <= hi <= 0.0
     assert agg["strabismus"]["kappa"] is None  # nobody says yes: undefined, not 1
     assert agg["strabismus"]["items"] == 2
     with_controls = aggregate([{**r, "absolute_diagnosis_original": r["diagnosis_original"],
