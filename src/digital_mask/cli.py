@@ -364,6 +364,7 @@ def evaluate_fidelity_cmd(
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the results as JSON.")] = None,
     clip: Annotated[Optional[list[str]], typer.Option("--clip", help="Only this clip file name (repeatable).")] = None,
     seconds: Annotated[float, typer.Option(min=1.0, help="Length of the piece of each clip that is simulated on.")] = 3.0,
+    pieces: Annotated[int, typer.Option("--pieces", min=1, help="Non-overlapping pieces per clip, each with the whole grid (more cases, tighter intervals).")] = 1,
     max_cases: Annotated[Optional[int], typer.Option(min=1, help="At most N cases, spread over the clips (quick runs).")] = None,
     cache_dir: Annotated[Optional[Path], typer.Option("--cache-dir", help="Pieces, simulated clips, masks, measurements (default ~/.cache/digital-mask/fidelity; contains the real people).")] = None,
     images: Annotated[Optional[Path], typer.Option("--images", help="Write one PNG per condition here: masked control | masked case (MASKED OUTPUT ONLY).")] = None,
@@ -372,7 +373,7 @@ def evaluate_fidelity_cmd(
     """Clinical consistency: simulate conditions on real clips, mask, diagnose both; kappa and accuracy."""
     from .fidelity import evaluate_fidelity, markdown_table, write_case_images, write_report_json
 
-    kwargs = dict(clips=clip, seconds=seconds, max_cases=max_cases, cache_dir=cache_dir,
+    kwargs = dict(clips=clip, seconds=seconds, pieces_per_clip=pieces, max_cases=max_cases, cache_dir=cache_dir,
                   note=lambda msg: err.print(f"note: {msg}", highlight=False, soft_wrap=True))
     try:
         if quiet:

@@ -228,8 +228,9 @@ def build_grid(clips: list[str], max_cases: int | None = None) -> list[Case]:
 
 
 def choose_piece(table: dict[str, np.ndarray], seconds: float = PIECE_SECONDS,
-                 min_seconds: float = MIN_PIECE_SECONDS) -> dict:
-    """The window of a clip's per-frame table best suited to simulate on.
+                 min_seconds: float = MIN_PIECE_SECONDS, taken: list[dict] | None = None) -> dict:
+    """The window of a clip's per-frame table best suited to simulate on (not overlapping the
+    pieces already ``taken``: their ``start_frame`` and ``frames``).
 
     Candidates: windows of ``seconds`` (shorter, down to ``min_seconds``, inside a tracked run that
     is shorter) lying inside a run of tracked frames, every ``PIECE_STEP_S``. Preferred: both eyes
@@ -258,13 +259,15 @@ def choose_piece(table: dict[str, np.ndarray], seconds: float = PIECE_SECONDS,
         if length < least:
             continue
         for s in range(s0, u0 - length + 1, step):
+            if any(s < c["start_frame"] + c["frames"] and c["start_frame"] < s + length for c in taken or []):
+                continue
             sel = slice(s, s + length)
             ok = both_open[sel]
             frac = float(ok.mean())
             sd = float(np.median(np.nanstd(gaze[sel][ok], axis=0))) if ok.sum() >= 2 else float("inf")
             cands.append((s, length, frac, sd))
     if not cands:
-        return {"skip": f"no run of {min_seconds:g} s with a tracked face"}
+        return {"skip": f"no {'other ' if taken else ''}run of {min_seconds:g} s with a tracked face"}
     good = [c for c in cands if c[2] >= PIECE_MIN_OPEN]
     if good:
         best = min(good, key=lambda c: (-c[1], c[3]))
@@ -613,21 +616,37 @@ def _clip_key(path: Path) -> str:
     return f"{path.stem}-{h.hexdigest()[:16]}"
 
 
-def select_piece(clip: Path, cache: Path, fp: dict[str, str], seconds: float, progress: ProgressFn | None) -> dict:
-    """The piece of ``clip`` to simulate on (``choose_piece`` on the full clip's measurement; cached)."""
+def select_pieces(clip: Path, cache: Path, fp: dict[str, str], seconds: float, n: int,
+                  progress: ProgressFn | None) -> list[dict]:
+    """The ``n`` pieces of ``clip`` to simulate on (``choose_piece`` on the full clip's measurement,
+    each not overlapping the ones before; cached). A piece that cannot be found is ``{"skip": ...}``."""
     from .pipeline import measure_video
 
-    key = cache / "selection" / f"{_clip_key(clip)}-{seconds:g}s-{fp['simulate']}.json"
-    if key.is_file():
-        return json.loads(key.read_text())
-    key.parent.mkdir(parents=True, exist_ok=True)
+    keys = [cache / "selection" / f"{_clip_key(clip)}-{seconds:g}s-{fp['simulate']}{f'-{k + 1}' if k else ''}.json"
+            for k in range(n)]
+    if all(key.is_file() for key in keys):
+        return [json.loads(key.read_text()) for key in keys]
+    keys[0].parent.mkdir(parents=True, exist_ok=True)
     try:
-        m = measure_video(clip, None, progress)
-        choice = choose_piece(m.table, seconds)
+        table = measure_video(clip, None, progress).table
     except NoFaceError:
-        choice = {"skip": "no face found"}
-    _atomic_json(key, choice)
-    return choice
+        table = None
+    choices: list[dict] = []
+    for key in keys:
+        if table is None:
+            choice = {"skip": "no face found"}
+        elif choices and "skip" in choices[-1]:
+            choice = choices[-1]
+        else:
+            choice = choose_piece(table, seconds, taken=choices)
+        _atomic_json(key, choice)
+        choices.append(choice)
+    return choices
+
+
+def piece_name(clip: Path, k: int) -> str:
+    """The name a clip's k-th piece goes by in cases and reports: the clip's name for the first."""
+    return clip.name if k == 0 else f"{clip.stem}-piece{k + 1}{clip.suffix}"
 
 
 def cut_piece(clip: Path, choice: dict, cache: Path) -> Path:
@@ -750,6 +769,7 @@ def evaluate_fidelity(
     max_cases: int | None = None,
     cache_dir: Path | str | None = None,
     pieces: dict[str, dict] | None = None,
+    pieces_per_clip: int = 1,
     grid: Callable[[list[str], int | None], list[Case]] = build_grid,
     progress: ProgressFn | None = None,
     note: Callable[[str], None] | None = None,
@@ -763,6 +783,9 @@ def evaluate_fidelity(
         max_cases: keep at most this many cases (spread over the clips, controls first).
         cache_dir: cache folder (default ``~/.cache/digital-mask/fidelity``).
         pieces: ``{clip name: {"start_frame", "frames"}}`` to skip the automatic piece choice.
+        pieces_per_clip: this many non-overlapping pieces of each clip (the second is named
+            ``<stem>-piece2``, and so on: ``piece_name``); later pieces' cases follow all the
+            first pieces' in the grid, so the first pieces' cases do not change with this number.
         grid: ``(clip names, max_cases) -> cases`` (default ``build_grid``).
         progress: ``(stage, done, total)`` callback: "cases" plus the pipeline's stages.
         note: called with one line per skipped clip or failed case.
@@ -794,22 +817,27 @@ def evaluate_fidelity(
             raise InputError(f"{videos}: no clip named {', '.join(sorted(missing))}")
         paths = [p for p in paths if p.name in clips]
     chosen: dict[str, dict] = {}
-    piece_paths: dict[str, Path] = {}
+    by_rank: list[dict[str, Path]] = [{} for _ in range(pieces_per_clip)]
     for i, clip in enumerate(paths):
         if pieces and clip.name in pieces:
-            choice = dict(pieces[clip.name])
+            choices = [dict(pieces[clip.name])]
         else:
             try:
-                choice = select_piece(clip, cache, fp, seconds, progress)
+                choices = select_pieces(clip, cache, fp, seconds, pieces_per_clip, progress)
             except MaskError as exc:
-                choice = {"skip": str(exc)}
+                choices = [{"skip": str(exc)}]
         if progress:
             progress("select", i + 1, len(paths))
-        chosen[clip.name] = choice
-        if "skip" in choice:
-            add_note(f"{clip.name}: skipped ({choice['skip']})")
-            continue
-        piece_paths[clip.name] = cut_piece(clip, choice, cache)
+        for k, choice in enumerate(choices):
+            name = piece_name(clip, k)
+            if k and "skip" in choice and "skip" in choices[0]:
+                continue  # the clip itself was skipped: one note
+            chosen[name] = choice
+            if "skip" in choice:
+                add_note(f"{name}: skipped ({choice['skip']})")
+                continue
+            by_rank[k][name] = cut_piece(clip, choice, cache)
+    piece_paths = {name: path for rank in by_rank for name, path in rank.items()}
     cases = grid(list(piece_paths), max_cases)
     rows: list[dict] = []
     excluded: list[dict] = []
@@ -1025,6 +1053,6 @@ def write_report_json(report: dict, path: Path | str) -> Path:
 
 __all__ = [
     "CONDITIONS", "Case", "LID_CHANGE_MM", "THRESHOLDS", "aggregate", "build_grid", "case_errors", "changes",
-    "absolute_diagnosis", "bootstrap_ci95", "choose_piece", "clip_grid", "code_fingerprints", "cohen_kappa", "diagnose", "evaluate_fidelity",
+    "absolute_diagnosis", "bootstrap_ci95", "choose_piece", "piece_name", "clip_grid", "code_fingerprints", "cohen_kappa", "diagnose", "evaluate_fidelity",
     "markdown_table", "public_report", "shifted_copy", "truth_labels", "write_case_images", "write_report_json",
 ]

@@ -22,6 +22,7 @@ from digital_mask.fidelity import (
     clip_grid,
     cohen_kappa,
     diagnose,
+    piece_name,
     truth_labels,
 )
 from digital_mask.metrics import DEVIATION_H_PD, DEVIATION_V_PD
@@ -364,6 +365,30 @@ def test_choose_piece_prefers_open_steady_tracked_windows():
     c = choose_piece(_clip_table(n, open_both=open_both, gaze_sd=sd), seconds=3.0)
     assert c["frames"] == 90 and c["start_frame"] == 210 and c["open_fraction"] == 1.0
     assert c["start_s"] == pytest.approx(7.0)
+
+
+def test_choose_piece_second_piece_does_not_overlap_the_first():
+    n = 300
+    sd = np.full(n, 5.0)
+    sd[210:300] = 0.5  # steadiest: the last 3 s
+    sd[30:120] = 1.0  # next: 1-4 s
+    table = _clip_table(n, gaze_sd=sd)
+    first = choose_piece(table, seconds=3.0)
+    second = choose_piece(table, seconds=3.0, taken=[first])
+    assert first["start_frame"] == 210
+    assert second["start_frame"] + second["frames"] <= 210 and second["start_frame"] == 30
+    # a 4 s clip holds one 3 s piece and no second one
+    short = _clip_table(120)
+    one = choose_piece(short, seconds=3.0)
+    assert "skip" in choose_piece(short, seconds=3.0, taken=[one])
+
+
+def test_piece_names():
+    from pathlib import Path
+
+    assert piece_name(Path("/v/d10.mp4"), 0) == "d10.mp4"
+    assert piece_name(Path("/v/d10.mp4"), 1) == "d10-piece2.mp4"
+    assert Case(piece_name(Path("d10.mp4"), 1), None).case_id == "d10-piece2__control"
 
 
 def test_choose_piece_short_runs_and_skips():
