@@ -76,3 +76,17 @@ def test_fidelity_cli_faceless_clip_fails_closed(clip, tmp_path):
     assert res.exit_code == 1
     assert "no_face.mp4: skipped (no face found)" in res.output
     assert "error:" in res.output and not (tmp_path / "f.json").exists()
+
+
+def test_select_pieces_on_a_short_clip(clip, tmp_path):
+    # single_face.mp4 is 2.4 s: one piece of all 72 frames, and no room for a second (>= 2 s)
+    from digital_mask.fidelity import code_fingerprints, select_pieces
+
+    fp = code_fingerprints()
+    first, second = select_pieces(clip("single_face.mp4"), tmp_path, fp, 3.0, 2, None)
+    assert (first["start_frame"], first["frames"]) == (0, 72)
+    assert second == {"skip": "no other run of 2 s with a tracked face"}
+    assert len(list((tmp_path / "selection").glob("*.json"))) == 2
+    assert select_pieces(clip("single_face.mp4"), tmp_path, fp, 3.0, 2, None) == [first, second]  # cached
+    # the one-piece choice is the same file as the first of two
+    assert select_pieces(clip("single_face.mp4"), tmp_path, fp, 3.0, 1, None) == [first]
