@@ -495,7 +495,7 @@ def _accuracy(x: list[bool], truth: list[bool]) -> float:
     return sum(a == b for a, b in zip(x, truth)) / len(truth) if truth else float("nan")
 
 
-def aggregate(rows: list[dict], *, prefix: str = "", controls: bool = False) -> dict:
+def aggregate(rows: list[dict], *, prefix: str = "", controls: bool = False, intervals: bool = True) -> dict:
     """Per condition: kappa (original vs mask), accuracy of each against the truth, mean abs errors;
     95 % intervals (``bootstrap_ci95``) of kappa and of the accuracy gap (mask minus original).
 
@@ -503,6 +503,7 @@ def aggregate(rows: list[dict], *, prefix: str = "", controls: bool = False) -> 
     ``truth_diagnosis`` (``diagnose`` layout) and ``errors`` (``case_errors``; None for controls).
     prefix: read ``{prefix}diagnosis_original`` / ``_mask`` instead (``"absolute_"``).
     controls: rate the control rows too (False for the relative rules: "no" by construction).
+    intervals: compute the bootstrap intervals (None without).
     """
     out: dict = {}
     rated = [r for r in rows if controls or r["condition"] != "control"]
@@ -531,8 +532,9 @@ def aggregate(rows: list[dict], *, prefix: str = "", controls: bool = False) -> 
             "kappa": None if not math.isfinite(kappa) else round(kappa, 3),
             "accuracy_original": round(_accuracy(orig, truth), 3) if n else None,
             "accuracy_mask": round(_accuracy(mask, truth), 3) if n else None,
-            "kappa_ci95": bootstrap_ci95(per_case, lambda o, m, t: cohen_kappa(o, m)),
-            "accuracy_gap_ci95": bootstrap_ci95(per_case, lambda o, m, t: _accuracy(m, t) - _accuracy(o, t)),
+            "kappa_ci95": bootstrap_ci95(per_case, lambda o, m, t: cohen_kappa(o, m)) if intervals else None,
+            "accuracy_gap_ci95": (bootstrap_ci95(per_case, lambda o, m, t: _accuracy(m, t) - _accuracy(o, t))
+                                  if intervals else None),
             "abs_error_original": mean_abs("abs_error_original"),
             "abs_error_mask": mean_abs("abs_error_mask"),
             "unit": UNITS[cond],
@@ -891,7 +893,7 @@ def evaluate_fidelity(
     conditions = aggregate(rows) if rows else {}
     absolute = {c: {k: v[k] for k in ("kappa", "accuracy_original", "accuracy_mask", "items", "positives_truth",
                                       "positives_original", "positives_mask", "agreement_table_original_rows_mask_cols")}
-                for c, v in aggregate(rows, prefix="absolute_", controls=True).items()} if rows else {}
+                for c, v in aggregate(rows, prefix="absolute_", controls=True, intervals=False).items()} if rows else {}
     accuracy = {k: round(float(np.mean([a[k] for a in acc if a.get(k) is not None])), 3)
                 for k in ("eyeball_pct", "eyelid_pct")} if acc else {}
     return {
