@@ -424,15 +424,12 @@ def case_errors(truth: dict, case_orig: dict, base_orig: dict, sum_orig: dict,
             # neither's frequency)
             found = [e for e in EYE_NAMES if ch["nystagmus"][e] and ch["nystagmus_hz"][e] is not None]
             peaks = [e for e in EYE_NAMES if ch["nystagmus_hz"][e] is not None]
-            hz = [ch["nystagmus_hz"][e] for e in found]
-            if hz:
-                peak = float(np.mean(hz))
-            elif peaks:
+            measured = float(np.mean([ch["nystagmus_hz"][e] for e in found])) if found else None
+            peak = measured
+            if peak is None and peaks:
                 peak = ch["nystagmus_hz"][max(peaks, key=lambda e: ch["nystagmus_prominence"][e] or 0.0)]
-            else:
-                peak = None
-            out[f"measured_{side}"] = round(float(np.mean(hz)), 3) if hz else None
-            out[f"abs_error_{side}"] = round(abs(float(np.mean(hz)) - f0), 3) if hz else None
+            out[f"measured_{side}"] = None if measured is None else round(measured, 3)
+            out[f"abs_error_{side}"] = None if measured is None else round(abs(measured - f0), 3)
             out[f"peak_abs_error_{side}"] = None if peak is None else round(abs(peak - f0), 3)
             gains = []
             n = min(len(c["time_s"]), len(b["time_s"]), len(off))
@@ -624,8 +621,8 @@ def select_pieces(clip: Path, cache: Path, fp: dict[str, str], seconds: float, n
     each not overlapping the ones before; cached). A piece that cannot be found is ``{"skip": ...}``."""
     from .pipeline import measure_video
 
-    keys = [cache / "selection" / f"{_clip_key(clip)}-{seconds:g}s-{fp['simulate']}{f'-{k + 1}' if k else ''}.json"
-            for k in range(n)]
+    stem = f"{_clip_key(clip)}-{seconds:g}s-{fp['simulate']}"  # the clip's bytes hashed once
+    keys = [cache / "selection" / f"{stem}{f'-{k + 1}' if k else ''}.json" for k in range(n)]
     if all(key.is_file() for key in keys):
         return [json.loads(key.read_text()) for key in keys]
     keys[0].parent.mkdir(parents=True, exist_ok=True)
